@@ -1,0 +1,67 @@
+-- chaosbed sink schema. Applied by the postgres role; every statement is idempotent.
+
+-- One row per event id of a run. The Spark sink upserts on (run_id, event_id);
+-- `deliveries` counts how many times the sink wrote this id (1 in a healthy run):
+-- a value above 1 is a duplicate that the upsert absorbed, e.g. the same event at
+-- two Kafka offsets, or a replay that a non-idempotent sink would have doubled.
+CREATE TABLE IF NOT EXISTS events (
+    run_id          text        NOT NULL,
+    event_id        bigint      NOT NULL,
+    topic           text        NOT NULL,
+    kafka_partition integer     NOT NULL,
+    kafka_offset    bigint      NOT NULL,
+    produced_at     timestamptz NOT NULL,
+    committed_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    query_id        text        NOT NULL,
+    batch_id        bigint      NOT NULL,
+    deliveries      integer     NOT NULL DEFAULT 1,
+    PRIMARY KEY (run_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_run_committed_idx ON events (run_id, committed_at);
+
+-- The same rows, appended with a plain INSERT and no key: the sink of the
+-- `unsafe-sink` profile. Replayed batches show up here as duplicate rows.
+CREATE TABLE IF NOT EXISTS events_append (
+    run_id          text        NOT NULL,
+    event_id        bigint      NOT NULL,
+    topic           text        NOT NULL,
+    kafka_partition integer     NOT NULL,
+    kafka_offset    bigint      NOT NULL,
+    produced_at     timestamptz NOT NULL,
+    committed_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    query_id        text        NOT NULL,
+    batch_id        bigint      NOT NULL,
+    deliveries      integer     NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS events_append_run_event_idx ON events_append (run_id, event_id);
+
+-- One row per micro-batch the sink committed, written in the same transaction
+-- as its rows: a re-executed batch (same query and batch id, e.g. after a driver
+-- kill between the sink commit and Spark's commit log) is skipped and counted in
+-- `replays`. rows_staged - rows_inserted counts rows the upsert absorbed.
+CREATE TABLE IF NOT EXISTS sink_batches (
+    query_id       text        NOT NULL,
+    batch_id       bigint      NOT NULL,
+    rows_staged    integer     NOT NULL,
+    rows_inserted  integer     NOT NULL,
+    offsets        jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    committed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    replays        integer     NOT NULL DEFAULT 0,
+    PRIMARY KEY (query_id, batch_id)
+);
+
+-- Streaming query progress, one row per progress event (every batch, and every
+-- idle interval): the heartbeat that health checks and the report read.
+CREATE TABLE IF NOT EXISTS spark_progress (
+    query_id        text        NOT NULL,
+    run_name        text,
+    batch_id        bigint      NOT NULL,
+    reported_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    num_input_rows  bigint      NOT NULL,
+    input_rows_per_second     double precision,
+    processed_rows_per_second double precision,
+    batch_duration_ms bigint,
+    end_offsets     jsonb,
+    latest_offsets  jsonb
+);
+CREATE INDEX IF NOT EXISTS spark_progress_reported_idx ON spark_progress (reported_at);

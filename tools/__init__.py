@@ -1,0 +1,3 @@
+"""chaosbed tools: produce load, validate every id end to end, inject faults, report."""
+
+__version__ = "0.1.0"

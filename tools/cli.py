@@ -1,0 +1,22 @@
+"""The `tools` command: one sub-command per module, composed here."""
+
+from __future__ import annotations
+
+import typer
+
+from tools.chaos.cli import app as chaos_app
+from tools.commands import produce, report, validate
+
+app = typer.Typer(
+    help="chaosbed: produce load, validate every id end to end, inject faults, report.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command(name="produce")(produce.produce)
+app.command(name="validate")(validate.validate)
+app.command(name="report")(report.report)
+app.add_typer(chaos_app, name="chaos")
+
+
+def main() -> None:
+    app()
