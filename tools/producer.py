@@ -1,0 +1,283 @@
+"""The event producer: sequential ids, acks=all + idempotence, every outcome recorded in the ledger.
+
+Message value (the contract with the Spark job): {"run_id": str, "event_id": int, "produced_at_ms": int},
+key None (librdkafka's sticky partitioner keeps consecutive ids together, so ack ranges stay long).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from tools.errors import ToolError
+from tools.ledger import LedgerWriter
+from tools.progress import Progress, ProducerStats
+
+# Research §3.2 Rec.: ride out outages as acks, not errors; retry fast once the cluster is back.
+BASE_CONFIG: dict[str, Any] = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "socket.timeout.ms": 10000,
+    "reconnect.backoff.max.ms": 1000,
+    "linger.ms": 5,
+    "message.timeout.ms": 300000,
+    # rate x longest outage must fit: 1M messages of ~70 bytes.
+    "queue.buffering.max.messages": 1000000,
+    "queue.buffering.max.kbytes": 1048576,
+    "log.connection.close": False,
+}
+
+# Delivery errors that prove the message was not written (librdkafka NOT_PERSISTED or a definite
+# broker rejection, per Jepsen's classification). Everything else, timeouts included, is indeterminate.
+DEFINITE_FAILURES = frozenset(
+    {
+        KafkaError._PURGE_QUEUE,
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError._INVALID_ARG,
+    }
+)
+
+FLUSH_EVERY_S = 0.1
+CHUNK = 2000
+
+
+def is_definite_failure(err: KafkaError) -> bool:
+    return err.code() in DEFINITE_FAILURES
+
+
+def parse_config_overrides(items: list[str]) -> dict[str, str]:
+    """`-X key=value` pairs for librdkafka (e.g. acks=1 for an unsafe profile)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ToolError(f"invalid --kafka-config {item!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def reserve_block(rate: float) -> int:
+    """Ids reserved per fsync: about half a second of traffic, so a kill strands few ids."""
+    if rate <= 0:
+        return 20000
+    return max(100, min(20000, int(rate / 2)))
+
+
+@dataclass
+class ProduceOptions:
+    run_id: str
+    topic: str
+    bootstrap_servers: str
+    rate: float = 1000.0
+    count: int | None = None
+    duration_s: float | None = None
+    flush_timeout_s: float = 30.0
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def kafka_config(self) -> dict[str, Any]:
+        return {**BASE_CONFIG, "bootstrap.servers": self.bootstrap_servers, **self.config_overrides}
+
+
+@dataclass
+class ProduceSummary:
+    first_id: int
+    next_id: int
+    acked: int
+    failed: int
+    indeterminate: int
+    elapsed_s: float
+    unresolved_at_exit: int
+
+
+class EventProducer:
+    """One producer session: sends ids from the ledger's resume point until stopped."""
+
+    def __init__(
+        self,
+        opts: ProduceOptions,
+        ledger: LedgerWriter,
+        progress: Progress | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.opts = opts
+        self.ledger = ledger
+        self.progress = progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        run = json.dumps(opts.run_id).encode()
+        prefix = b'{"run_id":' + run + b',"event_id":'
+        self._id_at = len(prefix)
+        self._value_fmt = prefix.replace(b"%", b"%%") + b'%d,"produced_at_ms":%d}'
+        self._fatal: KafkaError | None = None
+        self._last_error: str | None = None
+        self._last_logged: tuple[str, float] = ("", 0.0)
+        self.producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        config = self.opts.kafka_config()
+        config["on_delivery"] = self._on_delivery
+        config["error_cb"] = self._on_error
+        try:
+            return Producer(config)
+        except KafkaException as exc:
+            raise ToolError(f"invalid Kafka producer configuration: {exc.args[0].str()}") from None
+
+    # -- librdkafka callbacks (run inside poll/flush on this thread) --
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        value = msg.value()
+        event_id = int(value[self._id_at : value.index(b",", self._id_at)])
+        if err is None:
+            self.ledger.ack(event_id, msg.partition(), msg.offset())
+        elif is_definite_failure(err):
+            self.ledger.fail(event_id, err.name())
+        else:
+            self.ledger.info(event_id, err.name())
+
+    def _on_error(self, err: KafkaError) -> None:
+        self._last_error = err.name()
+        if err.fatal():
+            self._fatal = err
+        # Brokers going away is the point of the exercise: log each kind of error at most every 10 s.
+        now = time.monotonic()
+        if err.name() != self._last_logged[0] or now - self._last_logged[1] > 10:
+            self._last_logged = (err.name(), now)
+            self.log(f"kafka: {err.name()}: {err.str()}")
+
+    def check_topic(self, timeout_s: float = 10.0) -> None:
+        """Fail fast on a missing topic; an unreachable cluster is only a warning (it may come back)."""
+        try:
+            md = self.producer.list_topics(timeout=timeout_s)
+        except KafkaException as exc:
+            self.log(f"warning: Kafka metadata unavailable ({exc.args[0].name()}); producing anyway")
+            return
+        if self.opts.topic not in md.topics:
+            raise ToolError(f"topic {self.opts.topic!r} does not exist on {self.opts.bootstrap_servers}")
+
+    def _stats(self, sent: int, t0: float) -> ProducerStats:
+        return ProducerStats(
+            sent=sent,
+            acked=self.ledger.durable_acked,
+            failed=self.ledger.durable_failed,
+            indeterminate=self.ledger.durable_info,
+            in_flight=len(self.producer),
+            elapsed_s=time.monotonic() - t0,
+            last_error=self._last_error,
+        )
+
+    def _recover_from_fatal(self) -> None:
+        """A fatal idempotence error kills the instance: settle its messages, start a new one."""
+        assert self._fatal is not None
+        self.log(f"kafka: fatal error {self._fatal.name()}: recreating the producer")
+        self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+        self.producer.flush(5)
+        self.ledger.flush()
+        self._fatal = None
+        self.producer = self._new_producer()
+
+    def run(self, stop: threading.Event, force: threading.Event | None = None) -> ProduceSummary:
+        """Produce until stop is set, count is reached or duration has elapsed; then drain and record."""
+        force = force or threading.Event()
+        opts = self.opts
+        first_id = next_id = self.ledger.reserved_until
+        end_id = first_id + opts.count if opts.count is not None else None
+        block = reserve_block(opts.rate)
+        reserved_hi = next_id - 1
+        t0 = base_t = time.monotonic()
+        base_sent = 0
+        sent = 0
+        last_flush = t0
+        topic = opts.topic
+        fmt, produce = self._value_fmt, self.producer.produce
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if opts.duration_s is not None and now - t0 >= opts.duration_s:
+                    break
+                if end_id is not None and next_id >= end_id:
+                    break
+                if self._fatal is not None:
+                    self._recover_from_fatal()
+                    produce = self.producer.produce
+                if now - last_flush >= FLUSH_EVERY_S:
+                    self.ledger.flush()
+                    last_flush = now
+                    if self.progress:
+                        self.progress.update(self._stats(sent, t0))
+                if opts.rate > 0:
+                    due = int((now - base_t) * opts.rate) - base_sent
+                    if due > opts.rate:
+                        # Never burst to catch up after a stall: restart the schedule from now.
+                        base_t, base_sent, due = now, 0, 1
+                    if due <= 0:
+                        self.producer.poll(min(0.05, (base_sent + 1) / opts.rate - (now - base_t)))
+                        continue
+                    due = min(due, CHUNK)
+                else:
+                    due = CHUNK
+                if end_id is not None:
+                    due = min(due, end_id - next_id)
+                done = 0
+                while done < due:
+                    if next_id > reserved_hi:
+                        want = block if end_id is None else min(block, end_id - next_id)
+                        reserved_hi = self.ledger.reserve(want)[1]
+                    value = fmt % (next_id, time.time_ns() // 1_000_000)
+                    try:
+                        produce(topic, value)
+                    except BufferError:
+                        # Queue full (brokers away): serve callbacks and retry the same id.
+                        self.producer.poll(0.1)
+                        break
+                    except KafkaException as exc:
+                        if self._fatal is not None or exc.args[0].fatal():
+                            self._fatal = self._fatal or exc.args[0]
+                            break
+                        raise ToolError(f"Kafka refused event {next_id}: {exc.args[0].str()}") from None
+                    next_id += 1
+                    done += 1
+                sent += done
+                base_sent += done
+                self.producer.poll(0)
+        finally:
+            unresolved = self._drain(force, sent, t0)
+            self.ledger.close(next_id)
+        if self.progress:
+            self.progress.close(self._stats(sent, t0))
+        return ProduceSummary(
+            first_id=first_id,
+            next_id=next_id,
+            acked=self.ledger.durable_acked,
+            failed=self.ledger.durable_failed,
+            indeterminate=self.ledger.durable_info,
+            elapsed_s=time.monotonic() - t0,
+            unresolved_at_exit=unresolved,
+        )
+
+    def _drain(self, force: threading.Event, sent: int, t0: float) -> int:
+        """Wait (bounded) for outstanding delivery reports; purge the rest so each gets an outcome."""
+        deadline = time.monotonic() + self.opts.flush_timeout_s
+        while len(self.producer) > 0 and time.monotonic() < deadline and not force.is_set():
+            self.producer.flush(0.2)
+            self.ledger.flush()
+            if self.progress:
+                self.progress.update(self._stats(sent, t0))
+        if len(self.producer) > 0:
+            self.log(f"flush timed out with {len(self.producer)} messages outstanding: purging them")
+            # Purged-in-queue = never sent (failed); purged in flight = indeterminate.
+            self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+            end = time.monotonic() + 2
+            while len(self.producer) > 0 and time.monotonic() < end:
+                self.producer.poll(0.1)
+        self.ledger.flush()
+        return len(self.producer)
