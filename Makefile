@@ -1,0 +1,40 @@
+# chaosbed: the commands a user types. `make setup` first; it is idempotent.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## install everything: venv, Docker engine, images (idempotent)
+	$(BIN)/ansible-playbook playbooks/setup.yml
+
+$(VENV)/.installed: pyproject.toml
+	./scripts/bootstrap-host.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+up: setup ## provision the pipeline on the local Docker engine
+	$(BIN)/ansible-playbook playbooks/site.yml
+
+chaos: setup ## run the default chaos experiment end to end
+	$(BIN)/ansible-playbook playbooks/chaos.yml
+
+down: ## remove the pipeline (volumes kept; PURGE=1 removes them)
+	$(BIN)/ansible-playbook playbooks/teardown.yml $(if $(PURGE),-e purge=true,)
+
+lint: ## ruff and ansible-lint
+	$(BIN)/ruff check tools tests spark_job benchmarks
+	$(BIN)/ruff format --check tools tests spark_job benchmarks
+	$(BIN)/ansible-lint
+
+test: ## lint, then every test against the real components
+	$(MAKE) lint
+	$(BIN)/pytest -p no:cacheprovider tests
+
+.PHONY: help setup up chaos down lint test

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages the control host needs before Python and Ansible can take over:
+# a venv-capable python3, Java and Maven (Kafka/Spark jars are resolved here),
+# PostgreSQL server binaries (tests start throwaway servers), mmdebstrap.
+set -euo pipefail
+need=()
+command -v mvn >/dev/null || need+=(maven)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+command -v iptables >/dev/null || need+=(iptables)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: missing Debian packages (${need[*]}); run 'make setup' as root or install them" >&2
+    exit 2
+  fi
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi

@@ -1,0 +1,1 @@
+"""The chaosbed Spark Structured Streaming job: Kafka -> idempotent PostgreSQL sink."""

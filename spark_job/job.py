@@ -1,0 +1,110 @@
+"""Build the Spark session and run the streaming query: Kafka `events` -> PostgreSQL."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+from spark_job.progress import ProgressRecorder
+from spark_job.settings import Settings
+from spark_job.sink import PostgresSink
+
+log = logging.getLogger("chaosbed.job")
+
+EVENT_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType()),
+        StructField("event_id", LongType()),
+        StructField("produced_at_ms", LongType()),
+    ]
+)
+
+
+def build_session(settings: Settings) -> SparkSession:
+    jars = sorted(glob.glob(os.path.join(settings.jars_dir, "*.jar")))
+    return (
+        SparkSession.builder.appName("chaosbed-events")
+        # local[N,F]: F task attempts; plain local[N] never retries a failed task.
+        .master(settings.master)
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.jars", ",".join(jars))
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.streaming.noDataProgressEventInterval", "5000")
+        .getOrCreate()
+    )
+
+
+def events_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+    raw = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .option("subscribe", settings.topic)
+        .option("startingOffsets", settings.starting_offsets)
+        .option("failOnDataLoss", str(settings.fail_on_data_loss).lower())
+        .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
+        # Ride out a broker failover inside the task instead of failing it.
+        .option("kafkaConsumer.pollTimeoutMs", settings.poll_timeout_ms)
+        .option("kafka.request.timeout.ms", "10000")
+        .option("kafka.default.api.timeout.ms", "30000")
+        .load()
+    )
+    event = F.from_json(F.col("value").cast("string"), EVENT_SCHEMA)
+    return raw.select(
+        event["run_id"].alias("run_id"),
+        event["event_id"].alias("event_id"),
+        F.col("topic"),
+        F.col("partition"),
+        F.col("offset"),
+        event["produced_at_ms"].alias("produced_at_ms"),
+    ).where(F.col("event_id").isNotNull() & F.col("run_id").isNotNull())
+
+
+def make_batch_writer(sink: PostgresSink) -> Callable[[DataFrame, int], None]:
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        query_id = batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId") or "unknown"
+        rows = [tuple(r) for r in batch.collect()]
+        result = sink.write(query_id, batch_id, rows)
+        log.info(
+            "batch %d: %d rows, %d inserted%s in %.0f ms",
+            batch_id,
+            result.staged,
+            result.inserted,
+            " (replay skipped)" if result.replayed else "",
+            (time.monotonic() - started) * 1000,
+        )
+
+    return write_batch
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    spark = build_session(settings)
+    spark.sparkContext.setLogLevel("WARN")
+    spark.streams.addListener(ProgressRecorder(settings.postgres_dsn))
+    sink = PostgresSink(settings.postgres_dsn, settings.sink_mode, settings.sink_retry_seconds)
+    query = (
+        events_stream(spark, settings)
+        .writeStream.queryName("chaosbed-events")
+        .foreachBatch(make_batch_writer(sink))
+        .option("checkpointLocation", settings.checkpoint)
+        .trigger(processingTime=settings.trigger_interval)
+        .start()
+    )
+    log.info(
+        "streaming %s -> PostgreSQL (%s sink), checkpoint %s",
+        settings.topic,
+        settings.sink_mode,
+        settings.checkpoint,
+    )
+    query.awaitTermination()

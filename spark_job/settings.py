@@ -1,0 +1,50 @@
+"""The job's settings, read from the environment (the spark role sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str
+    topic: str
+    checkpoint: str
+    postgres_dsn: str
+    sink_mode: str  # "upsert" (idempotent) or "append" (the unsafe-sink profile)
+    starting_offsets: str
+    max_offsets_per_trigger: int
+    trigger_interval: str
+    master: str
+    driver_memory: str
+    jars_dir: str
+    fail_on_data_loss: bool
+    poll_timeout_ms: int
+    sink_retry_seconds: float
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        mode = _env("CHAOSBED_SINK_MODE", "upsert")
+        if mode not in ("upsert", "append"):
+            raise SystemExit(f"error: CHAOSBED_SINK_MODE must be upsert or append, not {mode!r}")
+        return cls(
+            bootstrap_servers=_env("CHAOSBED_BOOTSTRAP_SERVERS", "kafka-1:19092,kafka-2:19092,kafka-3:19092"),
+            topic=_env("CHAOSBED_TOPIC", "events"),
+            checkpoint=_env("CHAOSBED_CHECKPOINT", "/checkpoint/events"),
+            postgres_dsn=_env("CHAOSBED_POSTGRES_DSN", "host=postgres dbname=chaosbed user=chaosbed"),
+            sink_mode=mode,
+            starting_offsets=_env("CHAOSBED_STARTING_OFFSETS", "earliest"),
+            max_offsets_per_trigger=int(_env("CHAOSBED_MAX_OFFSETS_PER_TRIGGER", "20000")),
+            trigger_interval=_env("CHAOSBED_TRIGGER_INTERVAL", "500 milliseconds"),
+            master=_env("CHAOSBED_SPARK_MASTER", "local[2,4]"),
+            driver_memory=_env("CHAOSBED_DRIVER_MEMORY", "1g"),
+            jars_dir=_env("CHAOSBED_SPARK_JARS", "/opt/spark-jars"),
+            fail_on_data_loss=_env("CHAOSBED_FAIL_ON_DATA_LOSS", "true").lower() == "true",
+            poll_timeout_ms=int(_env("CHAOSBED_POLL_TIMEOUT_MS", "30000")),
+            sink_retry_seconds=float(_env("CHAOSBED_SINK_RETRY_SECONDS", "3600")),
+        )
