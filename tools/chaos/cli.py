@@ -1,0 +1,287 @@
+"""`tools chaos ...`: run, plan, restore and validate fault scenarios.
+
+Exit codes: 0 ok, 2 bad input (nothing touched), 1 a fault (or a restore) failed, 130/143 interrupted
+by SIGINT/SIGTERM after every active fault was restored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError, one_line_errors
+
+app = typer.Typer(
+    help="Inject faults with Pumba's vocabulary on the local Docker engine; always restore.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+# Imports below the app so `tools.cli` can always import `app`, even while a module is broken.
+from tools.chaos import targets  # noqa: E402
+from tools.chaos.config import ChaosConfig  # noqa: E402
+from tools.chaos.docker_executor import DockerExecutor  # noqa: E402
+from tools.chaos.dryrun import dry_run  # noqa: E402
+from tools.chaos.durations import DurationError, format_duration, format_offset, parse_duration  # noqa: E402
+from tools.chaos.journal import JOURNAL_NAME, Journal  # noqa: E402
+from tools.chaos.outcome import is_failure  # noqa: E402
+from tools.chaos.pumba_executor import PumbaExecutor, PumbaMappingError, find_pumba, pumba_argv  # noqa: E402
+from tools.chaos.restore import RestoreReport, RunLock, restore_all, restore_dir  # noqa: E402
+from tools.chaos.runner import Runner  # noqa: E402
+from tools.chaos.scenario import Scenario, load_scenario, resolve_path  # noqa: E402
+from tools.chaos.timeline import read_timeline  # noqa: E402
+
+ScenarioOpt = Annotated[
+    str, typer.Option("--scenario", "-s", help="Scenario name (scenarios/<name>.yml) or path.")
+]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Seed for a random scenario (overrides the file).")
+]
+DurationOpt = Annotated[
+    str | None,
+    typer.Option("--duration", help="Chaos phase length, Go syntax like 15m (overrides the file)."),
+]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Skip the checks against the Docker engine.")]
+
+
+def _load(scenario: str, seed: int | None, duration: str | None, cfg: ChaosConfig) -> Scenario:
+    duration_ms = None
+    if duration is not None:
+        try:
+            duration_ms = parse_duration(duration)
+        except DurationError as exc:
+            raise ToolError(f"--duration: {exc}", EXIT_BAD_INPUT) from None
+        if duration_ms <= 0:
+            raise ToolError("--duration must be positive", EXIT_BAD_INPUT)
+    return load_scenario(resolve_path(scenario), cfg, seed=seed, duration_ms=duration_ms)
+
+
+def _faults(loaded: Scenario) -> list[Any]:
+    return list({a.fault.index: a.fault for a in loaded.schedule.actions}.values())
+
+
+def _check_engine(loaded: Scenario, cfg: ChaosConfig) -> Any:
+    client = targets.connect()
+    targets.check_schedule(client, cfg, _faults(loaded), loaded.path)
+    return client
+
+
+def _check_pumba(loaded: Scenario, pumba_bin: str, cfg: ChaosConfig) -> None:
+    """Refuse, before anything is touched, a fault Pumba cannot express exactly."""
+    for action in loaded.schedule.actions:
+        try:
+            pumba_argv(action, "x", pumba_bin=pumba_bin, image=cfg.nettools_image, peer_ips=["192.0.2.1"])
+        except PumbaMappingError as exc:
+            raise ToolError(
+                f"{loaded.path}: fault #{action.fault.index} ({action.fault.name}): {exc}", EXIT_BAD_INPUT
+            ) from None
+
+
+def _run_id(run_dir: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", run_dir.resolve().name)[:80] or "run"
+
+
+def _print_plan(loaded: Scenario) -> None:
+    schedule = loaded.schedule
+    seed = f", seed {schedule.seed}" if schedule.seed is not None else ""
+    typer.echo(
+        f"scenario {schedule.name} ({loaded.path}): {len(schedule.actions)} faults over "
+        f"{format_duration(schedule.phase_ms)}{seed}; "
+        f"at most {loaded.max_brokers_down} broker(s) down at once"
+        + (" (quorum loss allowed)" if loaded.allow_quorum_loss else "")
+    )
+    for row in schedule.describe():
+        until = "end of phase" if row["held_until_end"] else row["until"]
+        params = json.dumps(row["params"], separators=(",", ":"))
+        typer.echo(
+            f"  {row['at']} -> {until:<13} {row['id']:<14} {row['kind']:<19} {row['target']:<10} {params}"
+        )
+
+
+@app.command("validate-scenario")
+@one_line_errors
+def validate_scenario(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    seed: SeedOpt = None,
+    duration: DurationOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """Validate a scenario file (and, unless --offline, its targets against the engine)."""
+    cfg = ChaosConfig.from_env()
+    loaded = _load(str(file), seed, duration, cfg)
+    if not offline:
+        _check_engine(loaded, cfg)
+    typer.echo(
+        f"ok: {file}: {len(loaded.schedule.actions)} faults over {format_duration(loaded.schedule.phase_ms)}"
+    )
+
+
+@app.command("plan")
+@one_line_errors
+def plan(
+    scenario: ScenarioOpt,
+    seed: SeedOpt = None,
+    duration: DurationOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    offline: OfflineOpt = False,
+) -> None:
+    """Validate and print the schedule with offsets from the chaos phase start; touches nothing."""
+    cfg = ChaosConfig.from_env()
+    loaded = _load(scenario, seed, duration, cfg)
+    if not offline:
+        _check_engine(loaded, cfg)
+    if as_json:
+        doc = {
+            "scenario": loaded.schedule.name,
+            "file": str(loaded.path),
+            "seed": loaded.schedule.seed,
+            "phase_ms": loaded.schedule.phase_ms,
+            "faults": loaded.schedule.describe(),
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        _print_plan(loaded)
+
+
+def _summary(run_dir: Path) -> list[dict[str, Any]]:
+    lines = read_timeline(run_dir)
+    typer.echo(f"chaos run {run_dir}: {len(lines)} faults recorded")
+    for rec in sorted(lines, key=lambda r: r["start_ms"]):
+        seconds = (rec["end_ms"] - rec["start_ms"]) / 1000
+        typer.echo(
+            f"  {rec['start']}  {rec['fault_id'].rsplit('/', 1)[-1]:<14} {rec['kind']:<19} "
+            f"{rec['target']:<10} {seconds:7.1f}s  {rec['outcome']}"
+        )
+    return lines
+
+
+@app.command("run")
+@one_line_errors
+def run(
+    scenario: ScenarioOpt,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", help="Where the journal and timeline go (default runs/<utc>-<name>)."),
+    ] = None,
+    seed: SeedOpt = None,
+    duration: DurationOpt = None,
+    executor: Annotated[str, typer.Option("--executor", help="docker (built in) or pumba.")] = "docker",
+    pumba_bin: Annotated[
+        str | None, typer.Option("--pumba-bin", help="Pumba binary (default $CHAOSBED_PUMBA_BIN, then PATH).")
+    ] = None,
+    dry_run_: Annotated[
+        bool, typer.Option("--dry-run", help="Resolve and print every call; change nothing.")
+    ] = False,
+) -> None:
+    """Run a scenario in real time; writes chaos-journal.jsonl and timeline.jsonl; always restores."""
+    if executor not in ("docker", "pumba"):
+        raise ToolError(f"--executor must be docker or pumba, got {executor!r}", EXIT_BAD_INPUT)
+    cfg = ChaosConfig.from_env()
+    loaded = _load(scenario, seed, duration, cfg)
+    bin_path = find_pumba(pumba_bin) if executor == "pumba" or pumba_bin else None
+    if executor == "pumba" and bin_path:
+        _check_pumba(loaded, bin_path, cfg)
+    client = _check_engine(loaded, cfg)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = run_dir or cfg.runs_dir / f"{stamp}-{loaded.schedule.name}"
+    run_id = _run_id(run_dir)
+    if dry_run_:
+        for row in dry_run(client, cfg, loaded.schedule, run_id, bin_path if executor == "pumba" else None):
+            typer.echo(f"{format_offset(row['at_ms'])} {row['id']} {row['kind']} {row['target']}")
+            for call in [" ".join(row["call"])] if executor == "pumba" else row["call"]:
+                typer.echo(f"    {call}")
+        return
+    if (run_dir / JOURNAL_NAME).exists():
+        raise ToolError(
+            f"{run_dir} already holds a chaos run (restore it with `tools chaos restore --run-dir {run_dir}` "
+            "and use a new --run-dir)",
+            EXIT_BAD_INPUT,
+        )
+    lock = RunLock(run_dir)
+    if not lock.acquire():
+        raise ToolError(f"{run_dir} is in use by pid {lock.holder()}", EXIT_BAD_INPUT)
+    journal = Journal(run_dir)
+    chosen: PumbaExecutor | DockerExecutor = (
+        PumbaExecutor(client, cfg, run_id, bin_path, journal, run_dir)
+        if executor == "pumba" and bin_path
+        else DockerExecutor(client, cfg, run_id)
+    )
+    runner = Runner(client, cfg, loaded.schedule, chosen, run_dir, run_id, journal)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if runner.interrupted_by is None:
+            typer.echo(f"{signal.Signals(signum).name}: restoring every active fault, then exiting", err=True)
+        runner.interrupt(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    exit_code = 0
+    try:
+        runner.run()
+        lines = _summary(run_dir)
+        report = runner.final_restore
+        if report and report.failed:
+            for fault_id, why in report.failed:
+                typer.echo(f"error: could not restore {fault_id}: {why}", err=True)
+            exit_code = EXIT_FINDING
+        elif any(is_failure(rec["outcome"]) for rec in lines):
+            exit_code = EXIT_FINDING
+        if runner.interrupted_by is not None:
+            exit_code = 128 + runner.interrupted_by
+    finally:
+        journal.run_end(exit_code)
+        lock.release()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _print_report(report: RestoreReport) -> None:
+    if report.skipped_active:
+        typer.echo(f"{report.run_dir}: skipped, the run is still active (it restores itself)")
+        return
+    for fault_id, outcome in report.closed:
+        typer.echo(f"{report.run_dir}: restored {fault_id} ({outcome})")
+    for fault_id, why in report.failed:
+        typer.echo(f"{report.run_dir}: FAILED to restore {fault_id}: {why}", err=True)
+    for name in report.sidecars_removed:
+        typer.echo(f"removed sidecar {name}")
+    for pid in report.pumba_stopped:
+        typer.echo(f"{report.run_dir}: stopped orphaned pumba pid {pid}")
+    for rule in report.rules_swept:
+        typer.echo(f"removed stray rule {rule}")
+
+
+@app.command("restore")
+@one_line_errors
+def restore(
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Restore one run.")] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Every run under the runs dir, leftover sidecars and stray rules.")
+    ] = False,
+) -> None:
+    """Undo everything chaos left applied (after a crash, SIGKILL included). Idempotent."""
+    if (run_dir is None) == (not all_runs):
+        raise ToolError("give exactly one of --run-dir DIR or --all", EXIT_BAD_INPUT)
+    cfg = ChaosConfig.from_env()
+    client = targets.connect()
+    reports = restore_all(client, cfg) if all_runs else [restore_dir(client, cfg, run_dir or Path())]
+    for report in reports:
+        _print_report(report)
+    if not any(
+        r.closed or r.sidecars_removed or r.pumba_stopped or r.rules_swept or r.failed for r in reports
+    ):
+        typer.echo("nothing to restore")
+    if any(r.failed for r in reports):
+        raise ToolError("some faults could not be restored (see above); run restore again", EXIT_FINDING)
+
+
+def main() -> None:
+    app()

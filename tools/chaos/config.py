@@ -1,0 +1,65 @@
+"""Where chaos finds containers, images and run dirs; overridable so tests never touch the pipeline."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# The pipeline's services; used for help texts and the built-in random scenario.
+PIPELINE_SERVICES = ("kafka-1", "kafka-2", "kafka-3", "postgres", "spark", "producer")
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """Naming conventions shared by targets, sidecars, restore and the executors."""
+
+    container_prefix: str = "chaosbed-"
+    label_namespace: str = "io.chaosbed"
+    nettools_image: str = "chaosbed/nettools:1"
+    runs_dir: Path = Path("runs")
+    # Services whose names start with this are Kafka brokers (the quorum rule counts them).
+    broker_prefix: str = "kafka"
+
+    @property
+    def managed_label(self) -> str:
+        return f"{self.label_namespace}.managed"
+
+    @property
+    def service_label(self) -> str:
+        return f"{self.label_namespace}.service"
+
+    @property
+    def sidecar_label(self) -> str:
+        return f"{self.label_namespace}.sidecar"
+
+    @property
+    def run_label(self) -> str:
+        return f"{self.label_namespace}.run"
+
+    @property
+    def fault_label(self) -> str:
+        return f"{self.label_namespace}.fault"
+
+    def is_broker(self, service: str) -> bool:
+        return service.startswith(self.broker_prefix)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ChaosConfig:
+        env = os.environ if environ is None else environ
+        default = cls()
+        return cls(
+            container_prefix=env.get("CHAOSBED_CONTAINER_PREFIX", default.container_prefix),
+            label_namespace=env.get("CHAOSBED_LABEL_NAMESPACE", default.label_namespace),
+            nettools_image=env.get("CHAOSBED_NETTOOLS_IMAGE", default.nettools_image),
+            runs_dir=Path(env.get("CHAOSBED_RUNS_DIR", str(default.runs_dir))),
+            broker_prefix=env.get("CHAOSBED_BROKER_PREFIX", default.broker_prefix),
+        )
+
+
+# iptables rules carry this comment prefix; restore finds chaosbed's rules (and only those) by it.
+RULE_COMMENT_PREFIX = "chaosbed:"
+
+
+def rule_comment(fault_id: str) -> str:
+    return f"{RULE_COMMENT_PREFIX}{fault_id}"

@@ -1,0 +1,209 @@
+"""Run a schedule in real time: each action in its own thread at its offset, overlapping ones concurrently.
+
+Per action: resolve the target, journal the intent (fsync), apply, wait, undo, write the timeline line,
+journal `undone`. A stop event (SIGINT/SIGTERM, or any exception in the runner) cuts every wait short so
+each active fault is undone at once, and a final restore pass always runs (try/finally) for faults held
+until the end of the phase and for anything a failed thread left open.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+
+from tools.chaos import targets
+from tools.chaos.config import ChaosConfig
+from tools.chaos.journal import Journal, now_ms
+from tools.chaos.outcome import INTERRUPTED, OK, FaultFailed, FaultOutcome, TargetVanished
+from tools.chaos.restore import RestoreReport, restore_run
+from tools.chaos.schedule import Action, Schedule
+from tools.chaos.targets import Target
+from tools.chaos.timeline import Timeline, line
+from tools.chaos.undo import undo
+
+JOIN_POLL_S = 0.2
+
+
+class Executor(Protocol):
+    name: str
+
+    def prepare(self, action: Action, target: Target, fault_id: str) -> dict[str, Any]: ...
+
+    def apply(
+        self,
+        action: Action,
+        target: Target,
+        fault_id: str,
+        undo: dict[str, Any],
+        calls: list[str],
+        stop: threading.Event,
+    ) -> None: ...
+
+    def hold_ms(self, action: Action) -> int | None: ...
+
+    def call(self, fault_id: str) -> list[str] | None: ...
+
+
+class Runner:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        cfg: ChaosConfig,
+        schedule: Schedule,
+        executor: Executor,
+        run_dir: Path,
+        run_id: str,
+        journal: Journal,
+    ) -> None:
+        self.client = client
+        self.cfg = cfg
+        self.schedule = schedule
+        self.executor = executor
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.journal = journal
+        self.timeline = Timeline(run_dir)
+        self.stop = threading.Event()
+        self.interrupted_by: int | None = None
+        self.calls: dict[str, list[str]] = {}
+        self.started: list[str] = []
+        self.final_restore: RestoreReport | None = None
+        self._threads: list[threading.Thread] = []
+
+    def interrupt(self, signum: int) -> None:
+        """Called from the signal handler: only sets flags, the threads do the undoing."""
+        if self.interrupted_by is None:
+            self.interrupted_by = signum
+        self.stop.set()
+
+    def run(self) -> None:
+        self.journal.run_start(self.run_id, self.schedule.name, self.executor.name)
+        t0 = time.monotonic()
+        finished = False
+        try:
+            for action in self.schedule.actions:
+                if self.stop.wait(max(0.0, t0 + action.at_ms / 1000 - time.monotonic())):
+                    break
+                thread = threading.Thread(
+                    target=self._execute, args=(action,), name=action.short_id, daemon=True
+                )
+                self.started.append(action.short_id)
+                thread.start()
+                self._threads.append(thread)
+            # Faults without their own end are held until the phase ends.
+            self.stop.wait(max(0.0, t0 + self.schedule.phase_ms / 1000 - time.monotonic()))
+            self._join()
+            finished = True
+        finally:
+            if not finished:
+                self.stop.set()
+                self._join()
+            held_outcome = INTERRUPTED if self.stop.is_set() else OK
+            self.final_restore = restore_run(
+                self.client, self.cfg, self.run_dir, outcome=held_outcome, calls_by_fault=self.calls
+            )
+
+    def _join(self) -> None:
+        # Short joins keep the main thread responsive to signals.
+        for thread in self._threads:
+            while thread.is_alive():
+                thread.join(JOIN_POLL_S)
+
+    def _execute(self, action: Action) -> None:
+        fault_id = action.fault_id(self.run_id)
+        calls = self.calls.setdefault(fault_id, [])
+        start = now_ms()
+        target: Target | None = None
+        try:
+            target = targets.find(self.client, self.cfg, action.service)
+            if target is None:
+                raise TargetVanished(f"no container for service {action.service!r} any more")
+            spec = self.executor.prepare(action, target, fault_id)
+            if spec.get("peers_missing"):
+                calls.append(f"peers down, nothing to cut off: {', '.join(spec['peers_missing'])}")
+        except FaultOutcome as exc:
+            self._write(action, fault_id, target, calls, start, exc.outcome, exc.detail)
+            return
+        except Exception as exc:  # a bug or an engine error: record it, never kill the run
+            self._write(action, fault_id, target, calls, start, f"failed: {exc}", repr(exc))
+            return
+        start = now_ms()
+        self.journal.intent(
+            {
+                "fault_id": fault_id,
+                "kind": action.kind,
+                "name": action.fault.name,
+                "target": action.service,
+                "container_id": target.container_id,
+                "container": target.name,
+                "params": action.fault.params,
+                "executor": self.executor.name,
+                "call": self.executor.call(fault_id) or [],
+                "start_ms": start,
+                "undo": spec,
+            }
+        )
+        outcome, detail = OK, ""
+        try:
+            self.executor.apply(action, target, fault_id, spec, calls, self.stop)
+            self.journal.applied(fault_id, list(calls))
+            hold = self.executor.hold_ms(action)
+            if hold is None:
+                return  # held: the final restore pass reverts it and writes its line
+            if self.stop.wait(hold / 1000):
+                outcome = INTERRUPTED
+        except FaultOutcome as exc:
+            outcome, detail = exc.outcome, exc.detail
+        except Exception as exc:
+            outcome, detail = f"failed: {exc}", repr(exc)
+        if self.stop.is_set() and outcome == OK:
+            outcome = INTERRUPTED
+        try:
+            # Also after a failed apply: a half-applied fault is reverted before we move on.
+            undo(self.client, self.cfg, spec, run_id=self.run_id, fault_id=fault_id, calls=calls)
+        except TargetVanished as exc:
+            outcome, detail = TargetVanished.outcome, exc.detail
+        except FaultFailed as exc:
+            # Left open in the journal: the final restore pass (or `tools chaos restore`) retries it.
+            self._write(action, fault_id, target, calls, start, f"failed: undo: {exc.detail}", exc.detail)
+            return
+        end = self._write(action, fault_id, target, calls, start, outcome, detail)
+        self.journal.undone(fault_id, outcome, end)
+
+    def _write(
+        self,
+        action: Action,
+        fault_id: str,
+        target: Target | None,
+        calls: list[str],
+        start: int,
+        outcome: str,
+        detail: str,
+    ) -> int:
+        end = now_ms()
+        extra: dict[str, Any] = {"name": action.fault.name, "at_ms": action.at_ms}
+        pumba_argv = self.executor.call(fault_id)
+        if pumba_argv is not None:
+            extra["api_calls"] = list(calls)
+        if detail:
+            extra["detail"] = detail
+        self.timeline.append(
+            line(
+                fault_id=fault_id,
+                kind=action.kind,
+                target=action.service,
+                container=target.name if target else "",
+                params=action.fault.params,
+                executor=self.executor.name,
+                call=pumba_argv if pumba_argv is not None else list(calls),
+                start_ms=start,
+                end_ms=end,
+                outcome=outcome,
+                **extra,
+            )
+        )
+        return end

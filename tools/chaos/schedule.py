@@ -1,0 +1,155 @@
+"""The schedule: one action per (fault, target), in start order, plus the checks that need the whole plan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from tools.chaos.durations import format_duration, format_offset
+from tools.chaos.faults import DISRUPTIVE_KINDS, LIFECYCLE_KINDS, NETEM_KINDS, FaultSpec
+
+
+@dataclass(frozen=True)
+class Action:
+    """One fault on one target: the unit the runner executes, journals and writes a timeline line for."""
+
+    number: int  # 1-based position in the schedule
+    fault: FaultSpec
+    service: str
+
+    @property
+    def short_id(self) -> str:
+        return f"{self.number:02d}-{self.service}"
+
+    def fault_id(self, run_id: str) -> str:
+        # Unique across runs, so restore of one run never touches another run's rules.
+        return f"{run_id}/{self.short_id}"
+
+    @property
+    def kind(self) -> str:
+        return self.fault.kind
+
+    @property
+    def at_ms(self) -> int:
+        return self.fault.at_ms
+
+    def end_ms(self, phase_ms: int) -> int:
+        window = self.fault.window_ms
+        return phase_ms if window is None else self.fault.at_ms + window
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    actions: tuple[Action, ...]
+    phase_ms: int  # the chaos phase length; faults without their own end are restored here
+    seed: int | None = None
+
+    def describe(self) -> list[dict[str, object]]:
+        """The plan as data (for `plan --json` and the summary)."""
+        rows = []
+        for action in self.actions:
+            window = action.fault.window_ms
+            rows.append(
+                {
+                    "number": action.number,
+                    "id": action.short_id,
+                    "name": action.fault.name,
+                    "fault_index": action.fault.index,
+                    "kind": action.kind,
+                    "target": action.service,
+                    "at": format_offset(action.at_ms),
+                    "at_ms": action.at_ms,
+                    "until": format_offset(action.end_ms(self.phase_ms)),
+                    "until_ms": action.end_ms(self.phase_ms),
+                    "held_until_end": window is None,
+                    "params": action.fault.params,
+                }
+            )
+        return rows
+
+
+def build_schedule(
+    name: str, faults: Iterable[FaultSpec], phase_ms: int | None, seed: int | None = None
+) -> Schedule:
+    """Expand faults into actions ordered by start time; the phase ends after the last timed fault."""
+    pairs = sorted(
+        ((fault, service) for fault in faults for service in fault.targets),
+        key=lambda pair: (pair[0].at_ms, pair[0].index, pair[1]),
+    )
+    actions = tuple(Action(number, fault, service) for number, (fault, service) in enumerate(pairs, start=1))
+    if phase_ms is None:
+        ends = [a.at_ms + (a.fault.window_ms or 0) for a in actions]
+        phase_ms = max(ends, default=0)
+    return Schedule(name, actions, phase_ms, seed)
+
+
+@dataclass(frozen=True)
+class _Busy:
+    fault: FaultSpec
+    service: str
+    start: int
+    end: int
+
+
+def _busy(faults: Iterable[FaultSpec], phase_ms: int, kinds: Iterable[str], gap_ms: int = 0) -> list[_Busy]:
+    wanted = frozenset(kinds)
+    out = []
+    for fault in faults:
+        if fault.kind not in wanted:
+            continue
+        window = fault.window_ms
+        end = max(phase_ms, fault.at_ms) if window is None else fault.at_ms + window
+        out.extend(_Busy(fault, service, fault.at_ms, end + gap_ms) for service in fault.targets)
+    return out
+
+
+def _describe(fault: FaultSpec) -> str:
+    return f"fault #{fault.index} ({fault.name})"
+
+
+def check_conflicts(faults: list[FaultSpec], phase_ms: int) -> str | None:
+    """Two lifecycle faults, or two netem faults, on one target at once cannot both work: refuse them."""
+    for kinds, why in (
+        (LIFECYCLE_KINDS, "two lifecycle faults on one container at once"),
+        # One root qdisc per interface: Pumba's second `tc qdisc add` fails with "File exists".
+        (NETEM_KINDS, "two netem faults on one container at once"),
+    ):
+        busy = _busy(faults, phase_ms, kinds)
+        for i, first in enumerate(busy):
+            for second in busy[i + 1 :]:
+                if first.service == second.service and first.start < second.end and second.start < first.end:
+                    later, earlier = (
+                        (second, first) if second.fault.index > first.fault.index else (first, second)
+                    )
+                    return (
+                        f"{_describe(later.fault)} overlaps {_describe(earlier.fault)} on {first.service!r}: "
+                        f"{why} cannot both take effect"
+                    )
+    return None
+
+
+def brokers_down_peak(
+    faults: list[FaultSpec], phase_ms: int, is_broker: Callable[[str], bool], gap_ms: int = 0
+) -> tuple[int, FaultSpec | None]:
+    """The largest number of distinct brokers disrupted at one instant, and a fault that reaches it."""
+    busy = [b for b in _busy(faults, phase_ms, DISRUPTIVE_KINDS, gap_ms) if is_broker(b.service)]
+    peak, culprit = 0, None
+    for point in busy:
+        down = {b.service for b in busy if b.start <= point.start < b.end}
+        if len(down) > peak:
+            peak, culprit = len(down), point.fault
+    return peak, culprit
+
+
+def check_quorum(
+    faults: list[FaultSpec], phase_ms: int, is_broker: Callable[[str], bool], max_down: int, gap_ms: int = 0
+) -> str | None:
+    peak, culprit = brokers_down_peak(faults, phase_ms, is_broker, gap_ms)
+    if peak > max_down and culprit is not None:
+        return (
+            f"{_describe(culprit)} takes down {peak} Kafka brokers at once (with a {format_duration(gap_ms)} "
+            f"recovery gap), more than replication factor minus min.insync.replicas allows ({max_down}); "
+            "set 'allow_quorum_loss: true' to do it anyway"
+        )
+    return None
