@@ -35,12 +35,15 @@ def _offsets(text: str | None) -> str | None:
 class ProgressRecorder(StreamingQueryListener):
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
+        self.last_batch_id = -1
+        self.name: str | None = None
 
     def onQueryStarted(self, event: object) -> None:
         log.info("query started: %s", getattr(event, "id", "?"))
 
     def onQueryProgress(self, event: object) -> None:
         progress = event.progress  # type: ignore[attr-defined]
+        self.last_batch_id, self.name = progress.batchId, progress.name
         source = progress.sources[0] if progress.sources else None
         row = (
             str(progress.id),
@@ -53,15 +56,19 @@ class ProgressRecorder(StreamingQueryListener):
             _offsets(source.endOffset if source else None),
             _offsets(source.latestOffset if source else None),
         )
+        self._record(row)
+
+    def onQueryIdle(self, event: object) -> None:
+        # Spark 4 reports an idle trigger as its own event, not as progress: a heartbeat row.
+        self._record((str(event.id), self.name, self.last_batch_id, 0, 0.0, 0.0, None, None, None))  # type: ignore[attr-defined]
+
+    def _record(self, row: tuple[object, ...]) -> None:
         try:
             with psycopg2.connect(self.dsn, connect_timeout=2) as conn, conn.cursor() as cur:
                 cur.execute(INSERT, row)
             conn.close()
         except psycopg2.Error as exc:
-            log.warning("progress of batch %s not recorded: %s", progress.batchId, str(exc).strip())
-
-    def onQueryIdle(self, event: object) -> None:
-        pass
+            log.warning("progress of batch %s not recorded: %s", row[2], str(exc).strip())
 
     def onQueryTerminated(self, event: object) -> None:
         log.warning("query terminated: %s", getattr(event, "exception", None))
