@@ -83,7 +83,8 @@ def _pid_runs(pid: int, argv0: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return bool(cmdline) and cmdline[0].decode(errors="replace") == argv0
+    # argv0 is first for a binary; second after the interpreter for a script with a shebang.
+    return argv0 in [part.decode(errors="replace") for part in cmdline[:2]]
 
 
 def _stop_pumba(client: docker.DockerClient, records: list[dict[str, Any]], report: RestoreReport) -> None:

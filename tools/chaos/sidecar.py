@@ -20,7 +20,8 @@ from docker.models.containers import Container
 from tools.chaos.config import ChaosConfig
 from tools.chaos.outcome import FaultFailed, TargetVanished
 
-# Test hook: hold each sidecar this long after it starts, so a crash test can land inside setup.
+# Test hook: wait this long before each command in a sidecar, so a crash test can land inside setup
+# (before the first rule, or between two rules) deterministically.
 HOLD_ENV = "CHAOSBED_DEBUG_SIDECAR_HOLD_MS"
 
 
@@ -94,14 +95,14 @@ class Sidecar:
             self._remove()
             problem = _target_problem(self.client, self.target_id) if self.target_id else None
             raise problem or FaultFailed(f"sidecar setup: {exc.explanation or exc}") from None
-        hold_ms = int(os.environ.get(HOLD_ENV, "0") or 0)
-        if hold_ms:
-            time.sleep(hold_ms / 1000)
         return self
 
     def run(self, cmd: list[str], check: bool = True) -> ExecResult:
         """Exec one command line; with check, a non-zero exit raises FaultFailed with the tool's stderr."""
         assert self.container is not None
+        hold_ms = int(os.environ.get(HOLD_ENV, "0") or 0)
+        if hold_ms:
+            time.sleep(hold_ms / 1000)
         self.calls.append("exec " + " ".join(cmd))
         try:
             code, (out, err) = self.container.exec_run(cmd, demux=True)

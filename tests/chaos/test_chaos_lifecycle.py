@@ -1,0 +1,92 @@
+"""Lifecycle faults on real containers: each really changes the container's state, and is restored."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+
+def by_target(lines: list[dict[str, object]]) -> dict[object, dict[str, object]]:
+    return {line["target"]: line for line in lines}
+
+
+def test_pause_kill_stop_restart_rm_change_state_and_restore(bed) -> None:
+    for name in ("p", "k", "s", "r", "x", "held"):
+        bed.service(name)
+    bed.service("sig", labels={"com.gaiaadm.pumba.stop-signal": "SIGKILL"})
+    started_before = bed.state("r")["StartedAt"]
+    path = bed.scenario(
+        """
+faults:
+  - {kind: pause, target: p, at: 0s, duration: 3s}
+  - {kind: kill, target: k, at: 0s, restart_after: 3s}
+  - {kind: stop, target: s, at: 0s, time: 1, restart: true, duration: 2s}
+  - {kind: stop, target: sig, at: 0s, time: 1, restart: true, duration: 2s}
+  - {kind: restart, target: r, at: 0s, timeout: 1s}
+  - {kind: rm, target: x, at: 0s, confirm: true}
+  - {kind: kill, target: held, at: 0s, signal: SIGKILL}
+"""
+    )
+    run_dir = bed.runs_dir / "life"
+    proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir))
+    bed.wait_applied(run_dir, 6, proc)
+    assert bed.state("p")["Paused"]
+    assert not bed.state("k")["Running"] and bed.state("k")["ExitCode"] == 137
+    bed.wait_for("s stopped", lambda: not bed.state("s")["Running"], 5)
+    assert not bed.state("sig")["Running"]
+    assert not bed.state("held")["Running"]
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    for name in ("p", "k", "s", "sig", "r", "held"):
+        state = bed.state(name)
+        assert state["Running"] and not state["Paused"], name
+    assert bed.state("r")["StartedAt"] != started_before
+    assert not bed.client.containers.list(all=True, filters={"name": f"{bed.prefix}x"})
+
+    lines = by_target(bed.timeline(run_dir))
+    assert {str(t) for t in lines} == {"p", "k", "s", "sig", "r", "x", "held"}
+    assert all(line["outcome"] == "ok" for line in lines.values()), lines
+    assert lines["p"]["call"] == [
+        f"POST /containers/{bed.client.containers.get(bed.prefix + 'p').short_id}/pause",
+        f"POST /containers/{bed.client.containers.get(bed.prefix + 'p').short_id}/unpause",
+    ]
+    # Pumba's stop: SIGTERM, poll, SIGKILL after `time` (sleep ignores TERM as PID 1) ...
+    assert "not stopped after 1s: SIGKILL" in lines["s"]["call"]  # type: ignore[operator]
+    # ... but the pumba stop-signal label is honoured, so no SIGKILL fallback there.
+    assert any("signal=SIGKILL" in c for c in lines["sig"]["call"])  # type: ignore[union-attr]
+    assert not any("not stopped" in c for c in lines["sig"]["call"])  # type: ignore[union-attr]
+    for line in lines.values():
+        assert line["executor"] == "docker"
+        assert str(line["start"]).endswith("Z") and len(str(line["start"])) == 24
+        assert int(line["end_ms"]) >= int(line["start_ms"])  # type: ignore[call-overload]
+    pause = lines["p"]
+    assert 2900 <= int(pause["end_ms"]) - int(pause["start_ms"]) <= 6000  # type: ignore[call-overload]
+    assert "chaos run" in out
+
+
+def test_target_vanishing_mid_fault_is_recorded_not_fatal(bed) -> None:
+    bed.service("gone")
+    bed.service("net")
+    path = bed.scenario(
+        "- {kind: pause, target: gone, at: 0s, duration: 4s}\n"
+        "- {kind: iptables loss, target: net, at: 0s, duration: 4s, probability: 0.5}\n"
+    )
+    run_dir = bed.runs_dir / "vanish"
+    proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir))
+    bed.wait_applied(run_dir, 2, proc)
+    bed.client.containers.get(f"{bed.prefix}gone").remove(force=True)
+    bed.client.containers.get(f"{bed.prefix}net").remove(force=True)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert {line["outcome"] for line in bed.timeline(run_dir)} == {"target-vanished"}
+    assert not bed.sidecars()
+
+
+def test_a_fault_on_a_stopped_target_fails_cleanly(bed) -> None:
+    bed.service("down").stop(timeout=0)
+    path = bed.scenario("- {kind: pause, target: down, at: 0s, duration: 1s}\n")
+    result = bed.cli("run", "--scenario", str(path), "--run-dir", str(bed.runs_dir / "down"))
+    assert result.returncode == 1, result.stderr
+    [line] = bed.timeline(bed.runs_dir / "down")
+    assert line["outcome"].startswith("failed: ") and "not running" in line["outcome"]

@@ -1,0 +1,138 @@
+"""Network faults in real network namespaces: the exact rules, their effect on traffic, and their removal."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tools.chaos import netfilter
+from tools.chaos.docker_executor import DockerExecutor
+from tools.chaos.outcome import FaultFailed
+
+pytestmark = pytest.mark.docker
+
+
+def tcp_probe(bed, src: str, dst_ip: str) -> int:
+    """Connect from `src` to a closed port on dst: 1 = refused (reachable), 124 = no answer (dropped)."""
+    code, _ = bed.client.containers.get(f"{bed.prefix}{src}").exec_run(
+        ["timeout", "2", "bash", "-c", f"exec 3<>/dev/tcp/{dst_ip}/9"]
+    )
+    return code
+
+
+def test_loss_rule_is_exact_tagged_effective_and_removed(bed) -> None:
+    bed.service("t")
+    bed.service("o")
+    path = bed.scenario(
+        "- {kind: iptables loss, target: t, at: 0s, duration: 8s, probability: 0.333, protocol: udp}\n"
+        "- {kind: iptables loss, target: o, at: 0s, duration: 8s, mode: nth, every: 2, packet: 0}\n"
+    )
+    run_dir = bed.runs_dir / "loss"
+    proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir))
+    bed.wait_applied(run_dir, 2, proc)
+    [rule] = bed.chaos_rules("t")
+    # Exact probability (iptables stores it as a 31-bit fraction: 0.333 -> 0.33300000010), never 0.33.
+    assert "--probability 0.33300000010" in rule
+    assert f'--comment "chaosbed:{run_dir.name}/01-t"' in rule
+    assert rule.startswith("-A INPUT -i eth0 -p udp")
+    [nth] = bed.chaos_rules("o")
+    assert "--mode nth --every 2 --packet 0" in nth
+
+    # Effect: every 2nd UDP datagram from t to o is dropped (nth is exact, unlike random).
+    o = bed.client.containers.get(f"{bed.prefix}o")
+    receiver = (
+        "perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>9999,Proto=>q(udp)) or die;"
+        " $n=0; $SIG{ALRM}=sub{print qq($n\\n); exit}; alarm 3; while($s->recv($b,64)){$n++}'"
+    )
+    result: dict[str, bytes] = {}
+    thread = threading.Thread(target=lambda: result.update(out=o.exec_run(["bash", "-c", receiver]).output))
+    thread.start()
+    sender = f"sleep 0.5; for i in $(seq 100); do echo x > /dev/udp/{bed.ip('o')}/9999; done"
+    bed.client.containers.get(f"{bed.prefix}t").exec_run(["bash", "-c", sender])
+    thread.join(10)
+    assert int(result["out"].strip()) == 50
+
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert bed.chaos_rules("t") == [] and bed.chaos_rules("o") == []
+    assert not bed.sidecars()
+    lines = {line["target"]: line for line in bed.timeline(run_dir)}
+    assert lines["t"]["kind"] == "iptables loss" and lines["t"]["outcome"] == "ok"
+    assert lines["t"]["params"]["probability"] == 0.333
+    assert any("--probability 0.333 " in c for c in lines["t"]["call"])
+
+
+def test_partition_drops_traffic_from_peers_only(bed) -> None:
+    for name in ("broker", "peer1", "peer2", "other"):
+        bed.service(name)
+    target_ip = bed.ip("broker")
+    assert tcp_probe(bed, "peer1", target_ip) == 1  # reachable before
+    path = bed.scenario(
+        "- {kind: iptables partition, target: broker, peers: [peer1, peer2], at: 0s, duration: 8s}\n"
+    )
+    run_dir = bed.runs_dir / "part"
+    proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir))
+    bed.wait_applied(run_dir, 1, proc)
+    assert tcp_probe(bed, "peer1", target_ip) == 124
+    assert tcp_probe(bed, "peer2", target_ip) == 124
+    assert tcp_probe(bed, "other", target_ip) == 1
+    rules = bed.chaos_rules("broker")
+    assert sorted(r.split()[3] for r in rules) == sorted(f"{bed.ip(p)}/32" for p in ("peer1", "peer2"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert tcp_probe(bed, "peer1", target_ip) == 1  # healed
+    assert bed.chaos_rules("broker") == []
+    [line] = bed.timeline(run_dir)
+    assert line["kind"] == "iptables partition" and line["outcome"] == "ok"
+
+
+def test_failed_setup_undoes_the_rules_it_applied(bed) -> None:
+    container = bed.service("t")
+    executor = DockerExecutor(bed.client, bed.cfg, "failtest")
+    good = ["INPUT", "-i", "eth0", "-m", "comment", "--comment", "chaosbed:failtest/01-t", "-j", "DROP"]
+    bad = ["INPUT", "-i", "eth0", "-m", "no-such-match", "-j", "DROP"]
+    calls: list[str] = []
+    with pytest.raises(FaultFailed, match="no-such-match"):
+        executor._iptables(container.id, "failtest/01-t", [good, good, bad], calls)
+    assert sum(c.startswith("exec iptables -w 5 -I") for c in calls) == 3
+    assert sum(c.startswith("exec iptables -w 5 -D") for c in calls) == 2
+    assert bed.chaos_rules("t") == []
+    assert not bed.sidecars()
+    assert netfilter.insert_cmd(good)[-1] == "DROP"
+
+
+def test_missing_nettools_image_fails_the_fault_without_pulling(bed) -> None:
+    bed.service("t")
+    bed.extra_env["CHAOSBED_NETTOOLS_IMAGE"] = "chaosbed/not-there:0"
+    path = bed.scenario("- {kind: iptables loss, target: t, at: 0s, duration: 2s, probability: 0.5}\n")
+    run_dir = bed.runs_dir / "noimg"
+    result = bed.cli("run", "--scenario", str(path), "--run-dir", str(run_dir))
+    assert result.returncode == 1
+    [line] = bed.timeline(run_dir)
+    assert line["outcome"].startswith("failed: ") and "never pulled" in line["outcome"]
+    assert not bed.client.images.list(name="chaosbed/not-there")
+    assert not bed.sidecars()
+    bed.extra_env.clear()
+    assert bed.chaos_rules("t") == []
+
+
+def test_netem_is_detected_unsupported_and_recorded(bed) -> None:
+    bed.service("t")
+    before = bed.netns_exec("t", ["tc", "qdisc", "show", "dev", "eth0"])
+    path = bed.scenario(
+        "- {kind: netem delay, target: t, at: 0s, duration: 3s, time: 100}\n"
+        "- {kind: netem loss, target: t, at: 4s, duration: 3s, percent: 10, destination: 10.0.0.0/8}\n"
+    )
+    run_dir = bed.runs_dir / "netem"
+    result = bed.cli("run", "--scenario", str(path), "--run-dir", str(run_dir))
+    lines = bed.timeline(run_dir)
+    if any(line["outcome"] == "ok" for line in lines):
+        pytest.skip("this kernel has sch_netem")
+    assert result.returncode == 0, result.stderr
+    assert [line["outcome"] for line in lines] == ["unsupported", "unsupported"]
+    assert [line["kind"] for line in lines] == ["netem delay", "netem loss"]
+    assert "sch_netem" in lines[0]["detail"]
+    assert bed.netns_exec("t", ["tc", "qdisc", "show", "dev", "eth0"]) == before
+    assert not bed.sidecars()
+    assert not any(r["type"] == "intent" for r in bed.journal(run_dir))  # nothing was applied

@@ -1,0 +1,207 @@
+"""Pure parts: durations, iptables and tc command building, rule listing parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.chaos import netem, netfilter
+from tools.chaos.durations import DurationError, format_duration, parse_duration
+from tools.chaos.faults import parse_fault
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("30s", 30_000), ("1m30s", 90_000), ("500ms", 500), ("1.5s", 1500), ("2h", 7_200_000), (0, 0), ("0", 0)],
+)
+def test_parse_duration(text: object, ms: int) -> None:
+    assert parse_duration(text) == ms
+
+
+@pytest.mark.parametrize("text", ["30", 30, "3x", "", "s", "1us", True, None, "1m30"])
+def test_parse_duration_rejects(text: object) -> None:
+    with pytest.raises(DurationError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(("ms", "text"), [(30_000, "30s"), (90_000, "1m30s"), (500, "500ms"), (1500, "1.5s")])
+def test_format_duration_round_trips(ms: int, text: str) -> None:
+    assert format_duration(ms) == text
+    assert parse_duration(text) == ms
+
+
+def _params(raw: dict[str, object]) -> dict[str, object]:
+    return parse_fault(1, {"target": "t", "at": "0s", **raw}).params
+
+
+def test_loss_rule_keeps_probability_exact_and_tags_it() -> None:
+    params = _params({"kind": "iptables loss", "duration": "5s", "probability": 0.333})
+    assert netfilter.loss_rules(params, "chaosbed:r/01-t") == [
+        [
+            "INPUT",
+            "-i",
+            "eth0",
+            "-m",
+            "comment",
+            "--comment",
+            "chaosbed:r/01-t",
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            "0.333",
+            "-j",
+            "DROP",
+        ]
+    ]
+    tiny = _params({"kind": "iptables loss", "duration": "5s", "probability": 0.00001})
+    assert "0.00001" in netfilter.loss_rules(tiny, "c")[0]  # never 1e-05, never rounded to 0.00
+
+
+def test_loss_rules_follow_pumbas_filter_semantics() -> None:
+    """One rule per filter value (OR-ed), as Pumba's buildIPTablesCmd; the Pumba form has no comment."""
+    params = _params(
+        {
+            "kind": "iptables loss",
+            "duration": "5s",
+            "protocol": "tcp",
+            "source": ["10.1.0.0/16", "10.2.3.4"],
+            "destination": "172.17.0.0/16",
+            "dst_port": "80,443",
+            "src_port": 1234,
+            "mode": "nth",
+            "every": 3,
+            "packet": 1,
+        }
+    )
+    rules = netfilter.loss_rules(params, None)
+    stat = ["-m", "statistic", "--mode", "nth", "--every", "3", "--packet", "1", "-j", "DROP"]
+    prefix = ["INPUT", "-i", "eth0", "-p", "tcp"]
+    assert rules == [
+        [*prefix, "-s", "10.1.0.0/16", *stat],
+        [*prefix, "-s", "10.2.3.4/32", *stat],
+        [*prefix, "-d", "172.17.0.0/16", *stat],
+        [*prefix, "--sport", "1234", *stat],
+        [*prefix, "--dport", "80", *stat],
+        [*prefix, "--dport", "443", *stat],
+    ]
+    pumba = _params({"kind": "iptables loss", "duration": "5s", "probability": 0.5})
+    assert netfilter.loss_rules(pumba, None)[0][-4:] == ["--probability", "0.50", "-j", "DROP"]
+
+
+def test_partition_rules() -> None:
+    assert netfilter.partition_rules("eth0", ["10.0.0.2", "10.0.0.3"], "chaosbed:x") == [
+        [
+            "INPUT",
+            "-i",
+            "eth0",
+            "-s",
+            "10.0.0.2/32",
+            "-m",
+            "comment",
+            "--comment",
+            "chaosbed:x",
+            "-j",
+            "DROP",
+        ],
+        [
+            "INPUT",
+            "-i",
+            "eth0",
+            "-s",
+            "10.0.0.3/32",
+            "-m",
+            "comment",
+            "--comment",
+            "chaosbed:x",
+            "-j",
+            "DROP",
+        ],
+    ]
+
+
+def test_tagged_rules_parses_iptables_listing() -> None:
+    listing = "\n".join(
+        [
+            "-P INPUT ACCEPT",
+            '-A INPUT -s 10.9.9.9/32 -i eth0 -m comment --comment "chaosbed:run-1/03-k" -m statistic '
+            "--mode random --probability 0.33300000010 -j DROP",
+            '-A INPUT -i eth0 -m comment --comment "chaosbed:run-2/01-k" -j DROP',
+            '-A INPUT -i eth0 -m comment --comment "someone else" -j DROP',
+        ]
+    )
+    mine = netfilter.tagged_rules(listing, "chaosbed:run-1/03-k")
+    assert mine == [
+        [
+            "INPUT",
+            "-s",
+            "10.9.9.9/32",
+            "-i",
+            "eth0",
+            "-m",
+            "comment",
+            "--comment",
+            "chaosbed:run-1/03-k",
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            "0.33300000010",
+            "-j",
+            "DROP",
+        ]
+    ]
+    assert len(netfilter.tagged_rules(listing)) == 2  # any chaosbed rule, never someone else's
+
+
+@pytest.mark.parametrize(
+    ("raw", "args"),
+    [
+        ({"kind": "netem delay"}, ["delay", "100ms", "10ms", "20.00"]),
+        ({"kind": "netem delay", "time": 5, "jitter": 0, "correlation": 0}, ["delay", "5ms"]),
+        (
+            {"kind": "netem delay", "time": 50, "jitter": 5, "correlation": 12.5, "distribution": "normal"},
+            ["delay", "50ms", "5ms", "12.50", "distribution", "normal"],
+        ),
+        ({"kind": "netem loss", "percent": 5}, ["loss", "5.00"]),
+        ({"kind": "netem loss", "percent": 5, "correlation": 25}, ["loss", "5.00", "25.00"]),
+        ({"kind": "netem duplicate", "percent": 1.5}, ["duplicate", "1.50"]),
+        ({"kind": "netem corrupt", "percent": 2, "correlation": 1}, ["corrupt", "2.00", "1.00"]),
+        ({"kind": "netem rate"}, ["rate", "100kbit"]),
+        (
+            {"kind": "netem rate", "rate": "1mbit", "packetoverhead": -4, "cellsize": 0},
+            ["rate", "1mbit", "-4"],
+        ),
+        (
+            {"kind": "netem rate", "rate": "1gbit", "packetoverhead": 1, "cellsize": 2, "celloverhead": 3},
+            ["rate", "1gbit", "1", "2", "3"],
+        ),
+    ],
+)
+def test_netem_args_match_pumba(raw: dict[str, object], args: list[str]) -> None:
+    assert netem.netem_args(str(raw["kind"]), _params({**raw, "duration": "5s"})) == args
+
+
+def test_netem_commands_with_and_without_filters() -> None:
+    plain = _params({"kind": "netem loss", "duration": "5s", "percent": 5})
+    assert netem.apply_cmds("netem loss", plain) == [
+        ["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "5.00"]
+    ]
+    assert netem.undo_cmds(plain) == [["tc", "qdisc", "del", "dev", "eth0", "root", "netem"]]
+    filtered = _params(
+        {"kind": "netem loss", "duration": "5s", "percent": 5, "destination": "10.0.0.0/8", "egress_port": 80}
+    )
+    cmds = [" ".join(c) for c in netem.apply_cmds("netem loss", filtered)]
+    assert cmds == [
+        "tc qdisc add dev eth0 root handle 1: prio",
+        "tc qdisc add dev eth0 parent 1:1 handle 10: sfq",
+        "tc qdisc add dev eth0 parent 1:2 handle 20: sfq",
+        "tc qdisc add dev eth0 parent 1:3 handle 30: netem loss 5.00",
+        "tc filter add dev eth0 protocol ip parent 1:0 prio 1 u32 match ip dst 10.0.0.0/8 flowid 1:3",
+        "tc filter add dev eth0 protocol ip parent 1:0 prio 1 u32 match ip sport 80 0xffff flowid 1:3",
+    ]
+    # One delete of the root removes the whole tree at once (Pumba's 4-step teardown stalls traffic, #166).
+    assert netem.undo_cmds(filtered) == [
+        ["tc", "qdisc", "del", "dev", "eth0", "root", "handle", "1:", "prio"]
+    ]
