@@ -162,7 +162,9 @@ def _parse(text: str, path: Path) -> LedgerState:
                 low = last_reservation[0] if last_reservation else 0
                 if not low <= next_id <= state.next_id:
                     raise ValueError(f"release point {next_id} outside the last reservation")
-                state.reserved = ranges.subtract(ranges.normalize(state.reserved), [(next_id, state.next_id - 1)])
+                state.reserved = ranges.subtract(
+                    ranges.normalize(state.reserved), [(next_id, state.next_id - 1)]
+                )
                 state.next_id = next_id
                 if state.sessions:
                     state.sessions[-1].clean = True
@@ -206,7 +208,9 @@ def load_ledger(run_dir: Path) -> LedgerState:
     try:
         text = path.read_bytes().decode("ascii")
     except FileNotFoundError:
-        raise LedgerError(f"no producer ledger in {run_dir}: {path} not found (run `tools produce` first)") from None
+        raise LedgerError(
+            f"no producer ledger in {run_dir}: {path} not found (run `tools produce` first)"
+        ) from None
     except UnicodeDecodeError:
         raise LedgerError(f"corrupt ledger {path}: not ASCII text") from None
     except OSError as exc:
@@ -234,7 +238,9 @@ class LedgerWriter:
         except OSError as exc:
             os.close(self._fd)
             if exc.errno in (errno.EACCES, errno.EAGAIN):
-                raise ToolError(f"run {run_id} is being produced by another process ({self.path} is locked)") from None
+                raise ToolError(
+                    f"run {run_id} is being produced by another process ({self.path} is locked)"
+                ) from None
             raise
         raw = self._read_all()
         if raw:
@@ -320,7 +326,11 @@ class LedgerWriter:
             # Merge while ids and offsets both advance by one in the same partition.
             while i < len(acks):
                 nid, npart, noff = acks[i]
-                if nid != last + 1 or npart != part or (noff != last_off + 1 and not (noff == last_off == -1)):
+                if (
+                    nid != last + 1
+                    or npart != part
+                    or (noff != last_off + 1 and not (noff == last_off == -1))
+                ):
                     break
                 last, last_off = nid, noff
                 i += 1

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tools.errors import ToolError
 from tools.ledger import LedgerWriter
-from tools.progress import Progress, ProducerStats
+from tools.progress import ProducerStats, Progress
 
 # Research §3.2 Rec.: ride out outages as acks, not errors; retry fast once the cluster is back.
 BASE_CONFIG: dict[str, Any] = {

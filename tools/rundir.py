@@ -72,7 +72,9 @@ def resolve(path: Path | None, root: Path | None, run_id: str | None) -> Path:
     elif (root / RUN_JSON).is_file():
         candidate = root
     else:
-        raise ToolError("no run given: pass a run directory, or --run-id (with --run-dir for a non-default root)")
+        raise ToolError(
+            "no run given: pass a run directory, or --run-id (with --run-dir for a non-default root)"
+        )
     if not (candidate / RUN_JSON).is_file():
         raise ToolError(f"no run at {candidate}: {candidate / RUN_JSON} not found")
     return candidate

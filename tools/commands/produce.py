@@ -40,7 +40,10 @@ def produce(
         str | None, typer.Option(help="Run id; a new one (run-<UTC time>) if omitted. Reuse it to resume.")
     ] = None,
     run_dir: Annotated[
-        Path, typer.Option(help="Root directory of run directories.", envvar="CHAOSBED_RUN_DIR")
+        Path,
+        typer.Option(
+            "--run-dir", "--runs-dir", help="Root directory of run directories.", envvar="CHAOSBED_RUN_DIR"
+        ),
     ] = rundir.DEFAULT_ROOT,
     bootstrap_servers: Annotated[
         str | None, typer.Option(help="Kafka bootstrap servers (default: from run.json).")

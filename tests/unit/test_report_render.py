@@ -1,0 +1,220 @@
+"""Report rendering from a synthetic run: every number must be the data's; gaps say so."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+
+import psycopg2
+import pytest
+from fixtures.sink import Row, execute, insert_rows
+
+from tools import rundir
+from tools.ledger import load_ledger
+from tools.recovery import RecoveryParams
+from tools.report.data import gather
+from tools.report.render import NOT_MEASURED, REPORT_FILE, write_report
+from tools.validation import validate_run
+
+T0 = 1_800_000_000  # epoch seconds: the synthetic run starts here
+RUN = "rep-run"
+PER_S = 100
+SECONDS = 120
+
+
+def ms(s: float) -> int:
+    return int((T0 + s) * 1000)
+
+
+def write_ledger(run_dir: Path) -> None:
+    lines = [f"chaosbed-ledger 1 {RUN}", f"S {ms(0)} 1 4242", f"R {ms(0)} 0 {PER_S * SECONDS - 1}"]
+    for s in range(SECONDS):
+        lines.append(f"A {ms(s + 0.5)} {s * PER_S} {s * PER_S + PER_S - 1} {s % 3} {s // 3 * PER_S}")
+    lines.append(f"C {ms(SECONDS)} {PER_S * SECONDS}")
+    (run_dir / "ledger.log").write_text("\n".join(lines) + "\n")
+
+
+def rows() -> list[Row]:
+    """100 ms latency, except: nothing commits during 60..74 s, the backlog lands at 75 s."""
+    out = []
+    for i in range(PER_S * SECONDS):
+        s = i // PER_S
+        produced = ms(s) + (i % PER_S) * 10
+        committed = produced + 100 if s < 60 or s >= 75 else ms(75) + (i % PER_S)
+        out.append(Row(i, s % 3, s // 3 * PER_S + i % PER_S, produced, committed, batch_id=s))
+    return out
+
+
+def write_timeline(run_dir: Path) -> None:
+    records = [
+        {
+            "fault_id": "f1",
+            "kind": "kafka-outage",
+            "target": "kafka-1",
+            "params": {"duration": "10s"},
+            "executor": "docker",
+            "start": rundir.iso_from_ms(ms(60)),
+            "end": rundir.iso_from_ms(ms(70)),
+            "start_ms": ms(60),
+            "end_ms": ms(70),
+            "outcome": "ok",
+        },
+        {
+            "fault_id": "f2",
+            "kind": "spark-kill",
+            "target": "spark",
+            "params": {},
+            "executor": "pumba",
+            "start": rundir.iso_from_ms(ms(100)),
+            "end": rundir.iso_from_ms(ms(101)),
+            "outcome": "ok",
+        },
+    ]
+    text = (
+        "".join(json.dumps(r) + "\n" for r in records) + '{"fault_id": "f3", "kind": "tor'
+    )  # torn by a crash
+    (run_dir / "timeline.jsonl").write_text(text)
+
+
+@pytest.fixture
+def full_run(tmp_path: Path, fresh_pg_dsn: str) -> Path:
+    run_dir = rundir.create_run(
+        tmp_path,
+        RUN,
+        bootstrap_servers="kafka-1:9092",
+        topic="events",
+        postgres_dsn=fresh_pg_dsn,
+        versions={"kafka": "4.4.0", "spark": "4.0.0"},
+        topology={"brokers": 3},
+        settings={"min_isr": 2},
+    )
+    rundir.update_run(
+        run_dir,
+        started_at=rundir.iso_from_ms(ms(0)),
+        ended_at=rundir.iso_from_ms(ms(SECONDS)),
+        settings={"producer": {"rate": 100.0}},
+    )
+    write_ledger(run_dir)
+    write_timeline(run_dir)
+    insert_rows(fresh_pg_dsn, RUN, rows())
+    execute(
+        fresh_pg_dsn,
+        "INSERT INTO spark_progress (query_id, batch_id, reported_at, num_input_rows, batch_duration_ms,"
+        " processed_rows_per_second) SELECT 'q1', g, to_timestamp(%s + g), 100, 200 + g, 500.0"
+        " FROM generate_series(0, 9) g",
+        (T0,),
+    )
+    with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:
+        result = validate_run(conn, RUN, load_ledger(run_dir), "events")
+    rundir.write_json_atomic(run_dir / "validation.json", result.to_json())
+    return run_dir
+
+
+def render(run_dir: Path, dsn: str | None) -> str:
+    if dsn is None:
+        data = gather(run_dir, None, RecoveryParams())
+    else:
+        with contextlib.closing(psycopg2.connect(dsn)) as conn:
+            data = gather(run_dir, conn, RecoveryParams())
+    return write_report(data).read_text()
+
+
+def section(text: str, title: str) -> str:
+    """The body of one `## ` section."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, title
+    return match.group(1)
+
+
+def test_full_report_numbers_come_from_the_data(full_run: Path, fresh_pg_dsn: str) -> None:
+    text = render(full_run, fresh_pg_dsn)
+    assert (full_run / REPORT_FILE).exists()
+    # Ledger numbers
+    assert "| Acknowledged (acks=all) | 12,000 |" in text
+    assert "| Attempted ids | 12,000 |" in text
+    assert "| Requested rate | 100.0 events/s |" in text
+    # Recovery: backlog lands at 75 s, healthy from 76 s; fault 1 started at 60 s, ended at 70 s.
+    recovery = section(text, "3. Recovery time measurements")
+    assert "| f1 | kafka-outage | 16.0 s | 6.0 s |" in recovery
+    assert "| f2 | spark-kill | 0.0 s | -1.0 s |" in recovery
+    assert "p99 latency 100 ms" in recovery and "threshold 1,100 ms" in recovery
+    assert "| kafka-outage | 1 | 1 | 16.0 s | 16.0 s | 16.0 s |" in recovery
+    # Sink numbers, checked against an independent query
+    with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), max(extract(epoch FROM committed_at - produced_at) * 1000)"
+            " FROM events WHERE run_id = %s",
+            (RUN,),
+        )
+        count, max_lat = cur.fetchone()
+    latency = section(text, "4. Throughput and latency")
+    assert f"| Rows committed to `events` | {count:,} |" in latency
+    assert f"| End-to-end latency max | {max_lat:,.0f} ms |" in latency
+    assert "| End-to-end latency p50 | 100 ms |" in latency
+    assert "10 progress events" in latency and "batch duration p50" in latency
+    # Integrity from validation.json
+    integrity = section(text, "5. Data integrity results")
+    assert "| missing (acked, absent) | 0 | must be 0 |" in integrity
+    assert "**Verdict: VALID**" in integrity
+    # Chaos table, observed behaviour: nothing committed during f1's window
+    chaos = section(text, "2. Chaos scenarios")
+    assert "| f1 | kafka-outage | kafka-1 | docker | +60.0 s" in chaos
+    with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM events WHERE run_id = %s AND committed_at >= to_timestamp(%s)"
+            " AND committed_at < to_timestamp(%s)",
+            (RUN, T0 + 60, T0 + 70),
+        )
+        during = cur.fetchone()[0] / 10
+    assert f"| f1 | kafka-outage | {during:,.1f}/s |" in chaos
+    assert "line 3 skipped" in text  # the torn timeline line is reported, not silently dropped
+    # Plots exist, are PNGs, and are linked relatively
+    for name in ("throughput.png", "latency.png", "recovery_time.png"):
+        assert (full_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name})" in text
+    assert "KNOWN-UNSAFE" not in text
+    assert NOT_MEASURED not in section(text, "5. Data integrity results")
+
+
+def test_missing_data_says_not_measured(tmp_path: Path, fresh_pg_dsn: str) -> None:
+    run_dir = rundir.create_run(tmp_path, "empty-run", postgres_dsn=fresh_pg_dsn)
+    text = render(run_dir, fresh_pg_dsn)
+    for title in (
+        "1. Experiment setup",
+        "2. Chaos scenarios",
+        "3. Recovery time measurements",
+        "4. Throughput and latency",
+        "5. Data integrity results",
+    ):
+        assert NOT_MEASURED in section(text, title), title
+    assert "Producer ledger: not measured in this run" in text
+    assert not list(run_dir.glob("*.png"))
+    assert ".png)" not in text
+
+
+def test_unsafe_profile_is_labelled(full_run: Path, fresh_pg_dsn: str) -> None:
+    rundir.update_run(full_run, profile="unsafe-sink")
+    text = render(full_run, fresh_pg_dsn)
+    head = text.split("## Overview")[0]
+    assert "KNOWN-UNSAFE CONFIGURATION: profile `unsafe-sink`" in head
+    assert "known-unsafe profile `unsafe-sink`" in section(text, "6. Conclusion")
+
+
+def test_offline_report_marks_sink_sections(full_run: Path) -> None:
+    text = render(full_run, None)
+    assert "Sink throughput and latency: not measured in this run" in text
+    assert "Recovery time: not measured in this run" in text
+    assert "| Acknowledged (acks=all) | 12,000 |" in text  # ledger facts need no database
+
+
+def test_invalid_validation_is_reported_with_problems(full_run: Path, fresh_pg_dsn: str) -> None:
+    execute(fresh_pg_dsn, "DELETE FROM events WHERE run_id = %s AND event_id IN (5, 6)", (RUN,))
+    with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:
+        result = validate_run(conn, RUN, load_ledger(full_run), "events")
+    rundir.write_json_atomic(full_run / "validation.json", result.to_json())
+    text = render(full_run, fresh_pg_dsn)
+    assert "**Verdict: INVALID**: 2 acknowledged ids missing (lost)" in text
+    assert "- missing: 5, 6" in text
+    assert "Data integrity: INVALID: 2 acknowledged ids missing (lost)." in section(text, "6. Conclusion")

@@ -1,0 +1,1 @@
+"""`tools report`: gather a run's data, plot it, render RESILIENCE_REPORT.md."""

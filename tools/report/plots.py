@@ -1,0 +1,136 @@
+"""PNG plots for the report (matplotlib, Agg): throughput, latency, recovery time per fault.
+
+Time axes are seconds since the run's start; fault windows are shaded, one colour per fault kind.
+Each function returns the file name it wrote, or None when there is nothing to plot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in CI
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from tools.recovery import FaultRecovery, SecondStats
+from tools.timeline import Fault
+
+THROUGHPUT_PNG = "throughput.png"
+LATENCY_PNG = "latency.png"
+RECOVERY_PNG = "recovery_time.png"
+
+
+def _shade_faults(ax: Axes, faults: Sequence[Fault], t0_ms: int, end_ms: int) -> None:
+    colours = plt.get_cmap("tab10")
+    kinds = sorted({f.window.kind for f in faults})
+    labelled: set[str] = set()
+    for f in faults:
+        w = f.window
+        end = w.end_ms if w.end_ms is not None else end_ms
+        colour = colours(kinds.index(w.kind) % 10)
+        label = None if w.kind in labelled else f"fault: {w.kind}"
+        labelled.add(w.kind)
+        ax.axvspan((w.start_ms - t0_ms) / 1000, (end - t0_ms) / 1000, color=colour, alpha=0.18, label=label)
+
+
+def _dense(points: Sequence[tuple[int, float]], fill: float) -> tuple[list[float], list[float]]:
+    """Every second from the first to the last point; missing seconds get `fill`.
+
+    Without this a line would be drawn straight across an outage, as if data had kept coming.
+    """
+    if not points:
+        return [], []
+    values = dict(points)
+    secs = range(points[0][0], points[-1][0] + 1)
+    return [float(sec) for sec in secs], [values.get(sec, fill) for sec in secs]
+
+
+def _rel(secs: list[float], t0_ms: int) -> list[float]:
+    return [(sec * 1000 - t0_ms) / 1000 for sec in secs]
+
+
+def _save(fig: plt.Figure, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def plot_throughput(
+    out_dir: Path,
+    series: Sequence[SecondStats],
+    acks: Sequence[tuple[int, int]],
+    faults: Sequence[Fault],
+    t0_ms: int,
+    end_ms: int,
+) -> str | None:
+    if not series and not acks:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 4))
+    if series:
+        x, y = _dense([(s.sec, s.rows) for s in series], 0.0)
+        ax.plot(_rel(x, t0_ms), y, lw=1, label="rows committed/s")
+    if acks:
+        x, y = _dense(list(acks), 0.0)
+        ax.plot(_rel(x, t0_ms), y, lw=1, alpha=0.7, label="producer acks/s")
+    _shade_faults(ax, faults, t0_ms, end_ms)
+    ax.set_xlabel("seconds since run start")
+    ax.set_ylabel("events per second")
+    ax.set_title("Throughput")
+    ax.legend(loc="upper right", fontsize="small")
+    return _save(fig, out_dir / THROUGHPUT_PNG)
+
+
+def plot_latency(
+    out_dir: Path,
+    series: Sequence[SecondStats],
+    faults: Sequence[Fault],
+    t0_ms: int,
+    end_ms: int,
+    threshold_ms: float | None,
+) -> str | None:
+    points = [s for s in series if s.p99_ms is not None]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 4))
+    # NaN for seconds without commits: the lines break there instead of bridging the gap.
+    nan = float("nan")
+    x, p50 = _dense([(s.sec, s.p50_ms) for s in points], nan)
+    _, p99 = _dense([(s.sec, s.p99_ms) for s in points], nan)
+    ax.plot(_rel(x, t0_ms), p50, lw=1, marker=".", ms=2, label="p50")
+    ax.plot(_rel(x, t0_ms), p99, lw=1, marker=".", ms=2, label="p99")
+    if threshold_ms is not None:
+        ax.axhline(threshold_ms, color="red", ls="--", lw=1, label="recovery threshold")
+    _shade_faults(ax, faults, t0_ms, end_ms)
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds since run start")
+    ax.set_ylabel("end-to-end latency (ms, per second of commit)")
+    ax.set_title("End-to-end latency (committed_at - produced_at)")
+    ax.legend(loc="upper right", fontsize="small")
+    return _save(fig, out_dir / LATENCY_PNG)
+
+
+def plot_recovery(out_dir: Path, recoveries: Sequence[FaultRecovery], end_ms: int) -> str | None:
+    if not recoveries:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(recoveries) + 2), 4))
+    labels = [f"{r.fault.fault_id}\n{r.fault.kind}" for r in recoveries]
+    # A fault that never recovered is drawn up to the end of the data, hatched.
+    heights = [r.recovery_s if r.recovered else (end_ms - r.fault.start_ms) / 1000 for r in recoveries]
+    bars = ax.bar(
+        range(len(recoveries)), heights, color=["tab:blue" if r.recovered else "tab:red" for r in recoveries]
+    )
+    for bar, r in zip(bars, recoveries, strict=True):
+        text = f"{r.recovery_s:.1f} s" if r.recovered else "no recovery"
+        if not r.recovered:
+            bar.set_hatch("//")
+        top = (bar.get_x() + bar.get_width() / 2, bar.get_height())
+        ax.annotate(text, top, ha="center", va="bottom", fontsize="small")
+    ax.set_xticks(range(len(recoveries)), labels, fontsize="small", rotation=45, ha="right")
+    ax.set_ylabel("recovery time (s)")
+    ax.set_title("Recovery time per fault")
+    return _save(fig, out_dir / RECOVERY_PNG)

@@ -1,0 +1,315 @@
+"""Render RESILIENCE_REPORT.md from ReportData with the Jinja2 templates shipped in this package.
+
+The context holds pre-formatted strings: the template decides layout only, never numbers. Any
+figure that the run did not produce renders as NOT_MEASURED.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from tools.pgconn import redact_dsn
+from tools.report import plots
+from tools.report.data import ReportData
+from tools.rundir import iso_from_ms
+
+REPORT_FILE = "RESILIENCE_REPORT.md"
+TEMPLATE = "report.md.j2"
+NOT_MEASURED = "not measured in this run"
+SAFE_PROFILE = "safe"
+
+
+def fmt_int(value: int | None) -> str:
+    return NOT_MEASURED if value is None else f"{value:,}"
+
+
+def fmt_s(value: float | None) -> str:
+    return NOT_MEASURED if value is None else f"{value:.1f} s"
+
+
+def fmt_ms(value: float | None) -> str:
+    return NOT_MEASURED if value is None else f"{value:,.0f} ms"
+
+
+def fmt_rate(value: float | None) -> str:
+    return NOT_MEASURED if value is None else f"{value:,.1f}/s"
+
+
+def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict) and value:
+        for key, sub in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
+    else:
+        text = json.dumps(value) if not isinstance(value, str) else value
+        out.append((prefix, text.replace("|", "\\|")))
+
+
+def flatten(value: dict[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    _flatten("", value, out)
+    return out
+
+
+def _rel_s(ms: int | None, t0_ms: int) -> str:
+    return NOT_MEASURED if ms is None else f"{(ms - t0_ms) / 1000:+.1f} s"
+
+
+def _traffic(data: ReportData) -> dict[str, Any]:
+    producer = data.run.get("settings", {}).get("producer", {})
+    rate = producer.get("rate") if isinstance(producer, dict) else None
+    if rate is None:
+        requested = NOT_MEASURED
+    elif rate == 0:
+        requested = "as fast as possible (--rate 0)"
+    else:
+        requested = f"{rate:,.1f} events/s"
+    ledger = data.ledger
+    if ledger is None:
+        return {"requested": requested, "ledger": None}
+    counts = ledger.counts()
+    active_s = sum(max(0, s.last_ms - s.start_ms) for s in ledger.sessions) / 1000
+    peak = max((n for _, n in data.ack_series), default=None)
+    return {
+        "requested": requested,
+        "ledger": True,
+        "sessions": fmt_int(len(ledger.sessions)),
+        "restarts": fmt_int(max(0, len(ledger.sessions) - 1)),
+        "unclean": fmt_int(sum(1 for s in ledger.sessions if not s.clean)),
+        "attempted": fmt_int(counts["attempted"]),
+        "acked": fmt_int(counts["acked"]),
+        "failed": fmt_int(counts["failed"]),
+        "indeterminate": fmt_int(counts["indeterminate"]),
+        "active": fmt_s(active_s),
+        "ack_rate": fmt_rate(counts["acked"] / active_s) if active_s > 0 else NOT_MEASURED,
+        "peak_acks": fmt_rate(peak) if peak is not None else NOT_MEASURED,
+    }
+
+
+def _faults(data: ReportData) -> list[dict[str, str]]:
+    rows = []
+    for f in data.faults:
+        w = f.window
+        duration = None if w.end_ms is None else (w.end_ms - w.start_ms) / 1000
+        effect = data.effects.get(w.fault_id)
+        rows.append(
+            {
+                "id": w.fault_id,
+                "kind": w.kind,
+                "target": w.target or "-",
+                "executor": f.executor or "-",
+                "start": _rel_s(w.start_ms, data.start_ms),
+                "start_iso": iso_from_ms(w.start_ms),
+                "duration": fmt_s(duration) if duration is not None else "no end recorded",
+                "outcome": f.outcome or "-",
+                "params": json.dumps(f.params, sort_keys=True).replace("|", "\\|") if f.params else "-",
+                "rows_per_s": fmt_rate(effect.rows_per_s) if effect else NOT_MEASURED,
+                "ack_gap": fmt_s(effect.longest_ack_gap_s) if effect else NOT_MEASURED,
+                "failed": fmt_int(effect.failed_ids) if effect and data.ledger else NOT_MEASURED,
+                "indeterminate": fmt_int(effect.indeterminate_ids)
+                if effect and data.ledger
+                else NOT_MEASURED,
+                "sessions": fmt_int(effect.sessions_started) if effect and data.ledger else NOT_MEASURED,
+            }
+        )
+    return rows
+
+
+def _recoveries(data: ReportData) -> list[dict[str, str]]:
+    rows = []
+    for r in data.recoveries:
+        rows.append(
+            {
+                "id": r.fault.fault_id,
+                "kind": r.fault.kind,
+                "recovery": fmt_s(r.recovery_s) if r.recovered else "did not recover within the run",
+                "after_heal": fmt_s(r.after_heal_s)
+                if r.after_heal_s is not None
+                else ("no end recorded" if r.recovered else "-"),
+                "recovered_at": iso_from_ms(r.recovered_at_ms) if r.recovered_at_ms is not None else "-",
+                "peak_p99": fmt_ms(r.peak_p99_ms),
+            }
+        )
+    return rows
+
+
+def _conclusion(data: ReportData) -> list[str]:
+    """Statements that follow from this run's numbers, and nothing else."""
+    lines = []
+    v = data.validation
+    if v is None:
+        lines.append(f"Data integrity: {NOT_MEASURED} (no validation.json: run `tools validate` first).")
+    elif v.get("valid"):
+        lines.append(
+            f"Data integrity: VALID. Of {fmt_int(v.get('acked_count'))} acknowledged events none is missing, "
+            f"no id was delivered twice, none is unexpected, and no definitely failed send is present "
+            f"({fmt_int(v.get('indeterminate_present'))} of {fmt_int(v.get('indeterminate_count'))} "
+            f"indeterminate sends arrived)."
+        )
+    else:
+        problems = "; ".join(v.get("problems", [])) or "see section 5"
+        lines.append(f"Data integrity: INVALID: {problems}.")
+    if not data.faults:
+        lines.append(f"Fault tolerance: {NOT_MEASURED} (no faults in timeline.jsonl).")
+    elif not data.recoveries:
+        lines.append(f"Recovery time: {NOT_MEASURED} (no baseline or no sink data).")
+    else:
+        done = sum(1 for r in data.recoveries if r.recovered)
+        lines.append(f"Recovery: {done} of {len(data.recoveries)} faults recovered within the run.")
+        for k in data.kinds:
+            if k.recovered:
+                lines.append(
+                    f"`{k.kind}`: {k.recovered} of {k.faults} recovered; recovery time min {fmt_s(k.min_s)}, "
+                    f"median {fmt_s(k.median_s)}, max {fmt_s(k.max_s)}."
+                )
+            else:
+                lines.append(f"`{k.kind}`: none of {k.faults} recovered within the run.")
+    if data.run.get("profile", SAFE_PROFILE) != SAFE_PROFILE:
+        lines.append(
+            f"This run used the known-unsafe profile `{data.run['profile']}`: its results say whether the "
+            f"checker detects what that profile breaks, not that the pipeline is safe."
+        )
+    return lines
+
+
+def build_context(data: ReportData, plot_files: dict[str, str | None]) -> dict[str, Any]:
+    run = data.run
+    lat = data.latency
+    committed_span = (lat.last_commit_ms - lat.first_commit_ms) / 1000 if lat else 0
+    peak_rows = max((s.rows for s in data.series), default=None)
+    v = data.validation
+    return {
+        "run_id": run["run_id"],
+        "profile": run.get("profile", SAFE_PROFILE),
+        "unsafe": run.get("profile", SAFE_PROFILE) != SAFE_PROFILE,
+        "generated_at": data.generated_at,
+        "NM": NOT_MEASURED,
+        "started_at": iso_from_ms(data.start_ms),
+        "ended_at": iso_from_ms(data.end_ms),
+        "duration": fmt_s((data.end_ms - data.start_ms) / 1000),
+        "sink_table": data.sink_table,
+        "topic": run.get("topic") or NOT_MEASURED,
+        "bootstrap": run.get("bootstrap_servers") or NOT_MEASURED,
+        "dsn": redact_dsn(run.get("postgres_dsn")),
+        "versions": flatten(run.get("versions") or {}),
+        "topology": flatten(run.get("topology") or {}),
+        "settings": flatten(run.get("settings") or {}),
+        "traffic": _traffic(data),
+        "faults": _faults(data),
+        "fault_kinds": sorted({f.window.kind for f in data.faults}),
+        "recovery_definition": data.params.describe(),
+        "baseline": None
+        if data.baseline is None
+        else {
+            "p99": fmt_ms(data.baseline.p99_ms),
+            "threshold": fmt_ms(data.baseline.threshold_ms),
+            "cadence": fmt_s(data.baseline.cadence_s),
+            "rows": fmt_int(data.baseline.rows),
+            "window": f"{iso_from_ms(data.baseline.window_start_ms)} .. "
+            f"{iso_from_ms(data.baseline.window_end_ms)}",
+        },
+        "recoveries": _recoveries(data),
+        "kinds": [
+            {
+                "kind": k.kind,
+                "faults": fmt_int(k.faults),
+                "recovered": fmt_int(k.recovered),
+                "min": fmt_s(k.min_s) if k.recovered else "-",
+                "median": fmt_s(k.median_s) if k.recovered else "-",
+                "max": fmt_s(k.max_s) if k.recovered else "-",
+            }
+            for k in data.kinds
+        ],
+        "latency": None
+        if lat is None
+        else {
+            "rows": fmt_int(lat.rows),
+            "p50": fmt_ms(lat.p50_ms),
+            "p95": fmt_ms(lat.p95_ms),
+            "p99": fmt_ms(lat.p99_ms),
+            "max": fmt_ms(lat.max_ms),
+            "first": iso_from_ms(lat.first_commit_ms),
+            "last": iso_from_ms(lat.last_commit_ms),
+            "mean_rate": fmt_rate(lat.rows / committed_span) if committed_span > 0 else NOT_MEASURED,
+            "peak_rate": f"{peak_rows:,} rows" if peak_rows is not None else NOT_MEASURED,
+        },
+        "spark": None
+        if data.spark is None
+        else {
+            "events": fmt_int(data.spark.progress_events),
+            "batches": fmt_int(data.spark.batches_with_rows),
+            "queries": fmt_int(data.spark.query_ids),
+            "rows": fmt_int(data.spark.input_rows),
+            "batch_p50": fmt_ms(data.spark.batch_ms_p50),
+            "batch_max": fmt_ms(data.spark.batch_ms_max),
+            "rps_max": fmt_rate(data.spark.processed_rps_max),
+        },
+        "validation": None
+        if v is None
+        else {
+            "valid": bool(v.get("valid")),
+            "validated_at": v.get("validated_at", NOT_MEASURED),
+            "sink_table": v.get("sink_table", data.sink_table),
+            "rows": [
+                (label, fmt_int(v.get(key)) if isinstance(v.get(key), int) else NOT_MEASURED, rule)
+                for label, key, rule in VALIDATION_ROWS
+            ],
+            "samples": [(k, ", ".join(map(str, ids))) for k, ids in (v.get("samples") or {}).items() if ids],
+            "problems": v.get("problems", []),
+            "notes": v.get("notes", []),
+        },
+        "plots": plot_files,
+        "conclusion": _conclusion(data),
+        "notes": data.notes,
+    }
+
+
+VALIDATION_ROWS = [
+    ("attempted ids", "attempted_count", ""),
+    ("acknowledged ids", "acked_count", ""),
+    ("definitely failed sends", "failed_count", ""),
+    ("indeterminate sends", "indeterminate_count", ""),
+    ("sink rows", "rows_count", ""),
+    ("missing (acked, absent)", "missing_count", "must be 0"),
+    ("extra (present, never attempted)", "extra_count", "must be 0"),
+    ("duplicate (delivered more than once)", "duplicate_count", "must be 0"),
+    ("failed yet present", "failed_present", "must be 0"),
+    ("indeterminate, present", "indeterminate_present", "allowed"),
+    ("indeterminate, absent", "indeterminate_absent", "allowed"),
+    ("offset mismatch (informational)", "offset_mismatch_count", ""),
+    ("batch replays absorbed by the sink", "replays_absorbed", ""),
+    ("rows absorbed by the upsert (staged - inserted)", "upsert_absorbed_rows", ""),
+]
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("tools.report", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # Markdown, not HTML
+    )
+
+
+def write_report(data: ReportData) -> Path:
+    """Write the plots and RESILIENCE_REPORT.md into the run directory; return the report's path."""
+    out = data.run_dir
+    threshold = data.baseline.threshold_ms if data.baseline else None
+    plot_files = {
+        "throughput": plots.plot_throughput(
+            out, data.series, data.ack_series, data.faults, data.start_ms, data.end_ms
+        ),
+        "latency": plots.plot_latency(out, data.series, data.faults, data.start_ms, data.end_ms, threshold),
+        "recovery": plots.plot_recovery(out, data.recoveries, data.end_ms),
+    }
+    text = environment().get_template(TEMPLATE).render(**build_context(data, plot_files))
+    path = out / REPORT_FILE
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
