@@ -9,6 +9,7 @@ import pytest
 from tools.chaos import netfilter
 from tools.chaos.docker_executor import DockerExecutor
 from tools.chaos.outcome import FaultFailed
+from tools.chaos.undo import undo
 
 pytestmark = pytest.mark.docker
 
@@ -102,27 +103,66 @@ def test_failed_setup_undoes_the_rules_it_applied(bed) -> None:
     assert netfilter.insert_cmd(good)[-1] == "DROP"
 
 
-def test_missing_nettools_image_fails_the_fault_without_pulling(bed) -> None:
-    bed.service("t")
+def test_missing_nettools_image_is_refused_up_front_and_never_pulled(bed) -> None:
+    container = bed.service("t")
     bed.extra_env["CHAOSBED_NETTOOLS_IMAGE"] = "chaosbed/not-there:0"
     path = bed.scenario("- {kind: iptables loss, target: t, at: 0s, duration: 2s, probability: 0.5}\n")
-    run_dir = bed.runs_dir / "noimg"
-    result = bed.cli("run", "--scenario", str(path), "--run-dir", str(run_dir))
-    assert result.returncode == 1
-    [line] = bed.timeline(run_dir)
-    assert line["outcome"].startswith("failed: ") and "never pulled" in line["outcome"]
+    result = bed.cli("run", "--scenario", str(path), "--run-dir", str(bed.runs_dir / "noimg"))
+    assert result.returncode == 2 and "never pulls it" in result.stderr
+    assert not bed.runs_dir.exists()
+    # Gone mid-run (someone deleted it): the fault fails cleanly, still without a pull.
+    executor = DockerExecutor(bed.client, bed.cfg, "noimg")
+    with pytest.raises(FaultFailed, match="never pulled"):
+        executor._iptables(container.id, "noimg/01-t", [["INPUT", "-j", "DROP"]], [])
     assert not bed.client.images.list(name="chaosbed/not-there")
     assert not bed.sidecars()
     bed.extra_env.clear()
     assert bed.chaos_rules("t") == []
 
 
+def test_restore_removes_pumba_format_rules(bed) -> None:
+    """Rules Pumba installs (no comment, 2-decimal probability) are deleted by their exact spec."""
+    container = bed.service("t")
+    params = {"interface": "eth0", "protocol": "tcp", "source": ["10.9.0.0/16"], "destination": []}
+    params |= {"src_port": [], "dst_port": [9092], "mode": "random", "probability": 0.3}
+    rules = netfilter.loss_rules(params, None)
+    for rule in rules:
+        bed.netns_exec("t", ["iptables", "-I", *rule])
+    assert bed.rules("t").count("--probability 0.2999999998") == 2
+    spec = {"op": "iptables", "container_id": container.id, "comment": None, "rules": rules}
+    undo(bed.client, bed.cfg, spec, run_id="pumba", fault_id="pumba/01-t", calls=[])
+    undo(bed.client, bed.cfg, spec, run_id="pumba", fault_id="pumba/01-t", calls=[])  # idempotent
+    assert "DROP" not in bed.rules("t")
+    assert not bed.sidecars()
+
+
+def test_dry_run_prints_exact_calls_and_changes_nothing(bed) -> None:
+    container = bed.service("t")
+    bed.service("peer")
+    path = bed.scenario(
+        "- {kind: iptables loss, target: t, at: 0s, duration: 5s, probability: 0.125}\n"
+        "- {kind: iptables partition, target: t, peers: [peer], at: 10s, duration: 5s}\n"
+        "- {kind: pause, target: peer, at: 1m, duration: 5s}\n"
+    )
+    result = bed.cli("run", "--scenario", str(path), "--run-dir", str(bed.runs_dir / "dry"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"network_mode=container:{container.id[:12]}" in result.stdout
+    assert (
+        "--comment chaosbed:dry/01-t -m statistic --mode random --probability 0.125 -j DROP" in result.stdout
+    )
+    assert f"-s {bed.ip('peer')}/32 -m comment --comment chaosbed:dry/02-t -j DROP" in result.stdout
+    assert "T+01:00.000 03-peer pause" in result.stdout
+    assert not bed.runs_dir.exists() and not bed.sidecars()
+    assert bed.chaos_rules("t") == [] and not bed.state("peer")["Paused"]
+
+
 def test_netem_is_detected_unsupported_and_recorded(bed) -> None:
     bed.service("t")
+    bed.service("u")
     before = bed.netns_exec("t", ["tc", "qdisc", "show", "dev", "eth0"])
     path = bed.scenario(
-        "- {kind: netem delay, target: t, at: 0s, duration: 3s, time: 100}\n"
-        "- {kind: netem loss, target: t, at: 4s, duration: 3s, percent: 10, destination: 10.0.0.0/8}\n"
+        "- {kind: netem delay, target: t, at: 0s, duration: 2s, time: 100}\n"
+        "- {kind: netem loss, target: u, at: 0s, duration: 2s, percent: 10, destination: 10.0.0.0/8}\n"
     )
     run_dir = bed.runs_dir / "netem"
     result = bed.cli("run", "--scenario", str(path), "--run-dir", str(run_dir))
@@ -131,8 +171,28 @@ def test_netem_is_detected_unsupported_and_recorded(bed) -> None:
         pytest.skip("this kernel has sch_netem")
     assert result.returncode == 0, result.stderr
     assert [line["outcome"] for line in lines] == ["unsupported", "unsupported"]
-    assert [line["kind"] for line in lines] == ["netem delay", "netem loss"]
-    assert "sch_netem" in lines[0]["detail"]
+    assert sorted(line["kind"] for line in lines) == ["netem delay", "netem loss"]
+    assert all("sch_netem" in line["detail"] for line in lines)
     assert bed.netns_exec("t", ["tc", "qdisc", "show", "dev", "eth0"]) == before
     assert not bed.sidecars()
     assert not any(r["type"] == "intent" for r in bed.journal(run_dir))  # nothing was applied
+
+
+def test_netem_apply_and_undo_leave_qdiscs_that_are_not_ours(bed) -> None:
+    """The tc paths this kernel can exercise: a failed apply and an undo change nothing that is not ours."""
+    container = bed.service("t")
+    executor = DockerExecutor(bed.client, bed.cfg, "tc")
+    delay = [["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "100ms"]]
+    undo_netem = [["tc", "qdisc", "del", "dev", "eth0", "root", "netem"]]
+    with pytest.raises(FaultFailed):  # no sch_netem here (or "File exists" elsewhere): nothing to roll back
+        executor._netem(container.id, "tc/01-t", "eth0", delay, undo_netem, [])
+    spec = {"op": "tc", "container_id": container.id, "dev": "eth0", "cmds": undo_netem}
+    undo(bed.client, bed.cfg, spec, run_id="tc", fault_id="tc/01-t", calls=[])  # root not ours: no-op
+    assert "noqueue 0: root" in bed.netns_exec("t", ["tc", "qdisc", "show", "dev", "eth0"])
+
+    bed.netns_exec("t", ["tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "pfifo_fast"])
+    with pytest.raises(FaultFailed, match="already has a root qdisc"):
+        executor._netem(container.id, "tc/02-t", "eth0", delay, undo_netem, [])
+    undo(bed.client, bed.cfg, spec, run_id="tc", fault_id="tc/02-t", calls=[])
+    assert "pfifo_fast 1: root" in bed.netns_exec("t", ["tc", "qdisc", "show", "dev", "eth0"])
+    assert not bed.sidecars()

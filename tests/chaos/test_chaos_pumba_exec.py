@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -128,3 +129,21 @@ def test_pumba_refusals_touch_nothing(bed, fake_pumba: Path) -> None:
         assert env_free.returncode == 2 and "needs a Pumba binary" in env_free.stderr
     not_exec = bed.cli("run", "--scenario", str(path), "--executor", "pumba", "--pumba-bin", str(path))
     assert not_exec.returncode == 2 and "not an executable" in not_exec.stderr
+
+
+def test_sigterm_stops_pumba_which_reverts_then_exits_143(bed, fake_pumba: Path) -> None:
+    bed.service("p")
+    path = bed.scenario("- {kind: pause, target: p, at: 0s, duration: 50s}\n")
+    run_dir = bed.runs_dir / "term"
+    pumba = ["--executor", "pumba", "--pumba-bin", str(fake_pumba)]
+    proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir), *pumba)
+    bed.wait_for("the pause", lambda: bed.state("p")["Paused"], 20, proc)
+    [record] = [r for r in bed.journal(run_dir) if r["type"] == "pumba"]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert bed.state("p")["Running"] and not bed.state("p")["Paused"]
+    assert not _alive(record["pid"])
+    [line] = bed.timeline(run_dir)
+    assert line["outcome"] == "interrupted"
+    assert any(c.startswith("SIGTERM pumba") for c in line["api_calls"])

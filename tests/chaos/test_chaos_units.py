@@ -205,3 +205,12 @@ def test_netem_commands_with_and_without_filters() -> None:
     assert netem.undo_cmds(filtered) == [
         ["tc", "qdisc", "del", "dev", "eth0", "root", "handle", "1:", "prio"]
     ]
+
+
+def test_tc_root_qdisc_ownership() -> None:
+    assert netem.root_is_default("qdisc noqueue 0: root refcnt 2")
+    assert not netem.root_is_default("qdisc pfifo_fast 1: root refcnt 3 bands 3")
+    assert netem.root_is_ours("qdisc netem 8001: root refcnt 2 limit 1000 delay 100ms")
+    assert netem.root_is_ours("qdisc prio 1: root refcnt 2 bands 3 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1")
+    assert not netem.root_is_ours("qdisc noqueue 0: root refcnt 2")
+    assert not netem.root_is_ours("qdisc prio 2: root refcnt 2 bands 3")  # someone else's

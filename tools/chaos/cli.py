@@ -6,15 +6,19 @@ by SIGINT/SIGTERM after every active fault was restored.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from docker.errors import DockerException, ImageNotFound
+from requests.exceptions import RequestException
 
 from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError, one_line_errors
 
@@ -30,6 +34,7 @@ from tools.chaos.config import ChaosConfig  # noqa: E402
 from tools.chaos.docker_executor import DockerExecutor  # noqa: E402
 from tools.chaos.dryrun import dry_run  # noqa: E402
 from tools.chaos.durations import DurationError, format_duration, format_offset, parse_duration  # noqa: E402
+from tools.chaos.faults import NETWORK_KINDS  # noqa: E402
 from tools.chaos.journal import JOURNAL_NAME, Journal  # noqa: E402
 from tools.chaos.outcome import is_failure  # noqa: E402
 from tools.chaos.pumba_executor import PumbaExecutor, PumbaMappingError, find_pumba, pumba_argv  # noqa: E402
@@ -38,6 +43,8 @@ from tools.chaos.runner import Runner  # noqa: E402
 from tools.chaos.scenario import Scenario, load_scenario, resolve_path  # noqa: E402
 from tools.chaos.timeline import read_timeline  # noqa: E402
 
+P = ParamSpec("P")
+R = TypeVar("R")
 ScenarioOpt = Annotated[
     str, typer.Option("--scenario", "-s", help="Scenario name (scenarios/<name>.yml) or path.")
 ]
@@ -84,6 +91,36 @@ def _check_pumba(loaded: Scenario, pumba_bin: str, cfg: ChaosConfig) -> None:
             ) from None
 
 
+def _check_image(client: Any, loaded: Scenario, cfg: ChaosConfig) -> None:
+    """Network faults need the local nettools image; it is never pulled (there may be no registry)."""
+    if not any(a.kind in NETWORK_KINDS for a in loaded.schedule.actions):
+        return
+    try:
+        client.images.get(cfg.nettools_image)
+    except ImageNotFound:
+        raise ToolError(
+            f"{loaded.path}: network faults need the image {cfg.nettools_image}, which is not on this engine "
+            "(build it with `make setup`; chaosbed never pulls it)",
+            EXIT_BAD_INPUT,
+        ) from None
+
+
+def engine_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """An engine that fails mid-command (daemon gone, socket error) is one line, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (DockerException, RequestException) as exc:
+            raise ToolError(
+                f"Docker engine error: {exc}; run `tools chaos restore --all` once the engine is back",
+                EXIT_FINDING,
+            ) from None
+
+    return wrapper
+
+
 def _run_id(run_dir: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", run_dir.resolve().name)[:80] or "run"
 
@@ -107,6 +144,7 @@ def _print_plan(loaded: Scenario) -> None:
 
 @app.command("validate-scenario")
 @one_line_errors
+@engine_errors
 def validate_scenario(
     file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     seed: SeedOpt = None,
@@ -125,6 +163,7 @@ def validate_scenario(
 
 @app.command("plan")
 @one_line_errors
+@engine_errors
 def plan(
     scenario: ScenarioOpt,
     seed: SeedOpt = None,
@@ -164,6 +203,7 @@ def _summary(run_dir: Path) -> list[dict[str, Any]]:
 
 @app.command("run")
 @one_line_errors
+@engine_errors
 def run(
     scenario: ScenarioOpt,
     run_dir: Annotated[
@@ -189,6 +229,7 @@ def run(
     if executor == "pumba" and bin_path:
         _check_pumba(loaded, bin_path, cfg)
     client = _check_engine(loaded, cfg)
+    _check_image(client, loaded, cfg)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = run_dir or cfg.runs_dir / f"{stamp}-{loaded.schedule.name}"
     run_id = _run_id(run_dir)
@@ -261,6 +302,7 @@ def _print_report(report: RestoreReport) -> None:
 
 @app.command("restore")
 @one_line_errors
+@engine_errors
 def restore(
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Restore one run.")] = None,
     all_runs: Annotated[

@@ -102,7 +102,7 @@ class DockerExecutor:
             }
             return spec | ({"peers_missing": missing} if missing else {})
         self.check_netem(netem.has_filters(params), fault_id)
-        return {"op": "tc", "container_id": cid, "cmds": netem.undo_cmds(params)}
+        return {"op": "tc", "container_id": cid, "dev": params["interface"], "cmds": netem.undo_cmds(params)}
 
     def peer_ips(self, peers: list[str]) -> tuple[list[str], list[str]]:
         """The peers' addresses now. A peer that is down has none (and nothing to cut off): it is skipped
@@ -192,7 +192,9 @@ class DockerExecutor:
         elif kind.startswith("iptables"):
             self._iptables(cid, fault_id, undo["rules"], calls)
         else:
-            self._netem(cid, fault_id, netem.apply_cmds(kind, params), undo["cmds"], calls)
+            self._netem(
+                cid, fault_id, params["interface"], netem.apply_cmds(kind, params), undo["cmds"], calls
+            )
 
     def _state(self, cid: str) -> dict[str, Any]:
         try:
@@ -239,16 +241,29 @@ class DockerExecutor:
                 raise
 
     def _netem(
-        self, cid: str, fault_id: str, cmds: list[list[str]], undo: list[list[str]], calls: list[str]
+        self,
+        cid: str,
+        fault_id: str,
+        dev: str,
+        cmds: list[list[str]],
+        undo: list[list[str]],
+        calls: list[str],
     ) -> None:
         with Sidecar(
             self.client, self.cfg, run_id=self.run_id, fault_id=fault_id, target_id=cid, calls=calls
         ) as sc:
+            root = sc.run(netem.show_root_cmd(dev)).stdout.strip()
+            if not netem.root_is_default(root):
+                # Someone's own qdisc: Pumba fails with "File exists"; we refuse and leave it alone.
+                raise FaultFailed(f"{dev} already has a root qdisc ({root}); refusing to replace it")
+            root_added = False
             try:
                 for cmd in cmds:
                     sc.run(cmd)
+                    root_added = True
             except FaultFailed:
-                # Pumba leaves a half-built prio tree here; deleting the root removes all of it.
-                for cmd in undo:
-                    sc.run(cmd, check=False)
+                # Pumba leaves a half-built prio tree here; deleting our root removes all of it.
+                if root_added:
+                    for cmd in undo:
+                        sc.run(cmd, check=False)
                 raise

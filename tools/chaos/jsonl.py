@@ -20,7 +20,10 @@ class JsonlFile:
     def append(self, record: dict[str, Any]) -> None:
         data = (json.dumps(record, sort_keys=False, separators=(",", ":")) + "\n").encode()
         with self._lock:
+            created = not self.path.exists()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if created:
+                _fsync_dir(self.path.parent)  # the new file's name must survive a crash too
             try:
                 # A crash could have left a torn last line: start ours on a fresh line.
                 if os.fstat(fd).st_size and not _ends_with_newline(self.path):
@@ -29,6 +32,14 @@ class JsonlFile:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _ends_with_newline(path: Path) -> bool:

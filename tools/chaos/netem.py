@@ -80,6 +80,20 @@ def apply_cmds(kind: str, params: Mapping[str, Any]) -> list[list[str]]:
     return cmds
 
 
+def show_root_cmd(dev: str) -> list[str]:
+    return ["tc", "qdisc", "show", "dev", dev, "root"]
+
+
+def root_is_default(show: str) -> bool:
+    """The kernel's own root qdisc (handle 0:, e.g. noqueue): nobody, us included, installed one."""
+    return " 0: root" in show
+
+
+def root_is_ours(show: str) -> bool:
+    """Our root qdisc: netem itself, or the prio tree we build for filtered faults."""
+    return show.startswith("qdisc netem ") or show.startswith("qdisc prio 1: ")
+
+
 def undo_cmds(params: Mapping[str, Any]) -> list[list[str]]:
     dev = params["interface"]
     if not has_filters(params):

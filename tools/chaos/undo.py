@@ -8,7 +8,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
-from tools.chaos import netfilter
+from tools.chaos import netem, netfilter
 from tools.chaos.config import ChaosConfig
 from tools.chaos.outcome import FaultFailed, TargetVanished
 from tools.chaos.sidecar import Sidecar
@@ -17,7 +17,7 @@ from tools.chaos.sidecar import Sidecar
 #   {"op": "start"}     start the container if chaos left it stopped (stop, kill, restart)
 #   {"op": "unpause"}   unpause it if it is paused (pause)
 #   {"op": "iptables", "rules": [...], "comment": "chaosbed:<id>" | null}   delete the rules (loss, partition)
-#   {"op": "tc", "cmds": [...]}   delete the qdisc (netem)
+#   {"op": "tc", "dev": "eth0", "cmds": [...]}   delete our root qdisc (netem)
 #   {"op": "none"}      nothing can be undone (rm)
 # Each also carries "container_id".
 
@@ -72,15 +72,11 @@ def undo(
         if op == "iptables":
             remove_rules(sidecar, spec["rules"], spec.get("comment"))
         elif op == "tc":
-            for cmd in spec["cmds"]:
-                result = sidecar.run(cmd, check=False)
-                # "No such file or directory"/"Invalid handle": already gone, which is what we want.
-                if (
-                    result.exit_code != 0
-                    and "No such" not in result.stderr
-                    and "Invalid handle" not in result.stderr
-                ):
-                    raise FaultFailed(f"{' '.join(cmd)}: {result.stderr.strip()}")
+            # Only delete a root qdisc that is ours (never applied, or already removed: nothing to do).
+            root = sidecar.run(netem.show_root_cmd(spec["dev"])).stdout.strip()
+            if netem.root_is_ours(root):
+                for cmd in spec["cmds"]:
+                    sidecar.run(cmd)
         else:
             raise FaultFailed(f"unknown undo op {op!r} in the journal")
 
