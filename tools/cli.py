@@ -20,3 +20,7 @@ app.add_typer(chaos_app, name="chaos")
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
