@@ -105,7 +105,9 @@ def test_sigkill_between_rules_then_restore_all(bed) -> None:
     assert bed.cli("restore", "--all").returncode == 0
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+)
 def test_signal_mid_fault_restores_then_exits(bed, signum: int, code: int) -> None:
     for name in ("paused", "stopped", "net"):
         bed.service(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import signal
 from collections.abc import Callable
@@ -37,7 +38,13 @@ from tools.chaos.durations import DurationError, format_duration, format_offset,
 from tools.chaos.faults import NETWORK_KINDS  # noqa: E402
 from tools.chaos.journal import JOURNAL_NAME, Journal  # noqa: E402
 from tools.chaos.outcome import is_failure  # noqa: E402
-from tools.chaos.pumba_executor import PumbaExecutor, PumbaMappingError, find_pumba, pumba_argv  # noqa: E402
+from tools.chaos.pumba_executor import (  # noqa: E402
+    PUMBA_ENV,
+    PumbaExecutor,
+    PumbaMappingError,
+    find_pumba,
+    pumba_argv,
+)
 from tools.chaos.restore import RestoreReport, RunLock, restore_all, restore_dir  # noqa: E402
 from tools.chaos.runner import Runner  # noqa: E402
 from tools.chaos.scenario import Scenario, load_scenario, resolve_path  # noqa: E402
@@ -189,9 +196,10 @@ def plan(
         _print_plan(loaded)
 
 
-def _summary(run_dir: Path) -> list[dict[str, Any]]:
+def _summary(run_dir: Path, planned: int, started: int) -> list[dict[str, Any]]:
     lines = read_timeline(run_dir)
-    typer.echo(f"chaos run {run_dir}: {len(lines)} faults recorded")
+    never = f"; {planned - started} of {planned} never started" if started < planned else ""
+    typer.echo(f"chaos run {run_dir}: {len(lines)} faults recorded{never}")
     for rec in sorted(lines, key=lambda r: r["start_ms"]):
         seconds = (rec["end_ms"] - rec["start_ms"]) / 1000
         typer.echo(
@@ -199,6 +207,53 @@ def _summary(run_dir: Path) -> list[dict[str, Any]]:
             f"{rec['target']:<10} {seconds:7.1f}s  {rec['outcome']}"
         )
     return lines
+
+
+def _pumba_bin(executor: str | None, pumba_bin: str | None) -> str | None:
+    """The Pumba binary to use, or None for the built-in executor.
+
+    --pumba-bin or $CHAOSBED_PUMBA_BIN select Pumba unless --executor docker; --executor pumba alone
+    also looks for `pumba` on PATH.
+    """
+    if executor not in (None, "docker", "pumba"):
+        raise ToolError(f"--executor must be docker or pumba, got {executor!r}", EXIT_BAD_INPUT)
+    if executor == "docker":
+        return None
+    if executor == "pumba" or pumba_bin or os.environ.get(PUMBA_ENV):
+        return find_pumba(pumba_bin)
+    return None
+
+
+# SIGHUP too: a closed terminal must not leave faults behind.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _execute(runner: Runner, journal: Journal, lock: RunLock, run_dir: Path) -> int:
+    """Run with the stop signals routed to the runner; returns the exit code."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if runner.interrupted_by is None:
+            typer.echo(f"{signal.Signals(signum).name}: restoring every active fault, then exiting", err=True)
+        runner.interrupt(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    exit_code = EXIT_FINDING  # unless the run gets to the end below
+    try:
+        runner.run()
+        lines = _summary(run_dir, len(runner.schedule.actions), len(runner.started))
+        report = runner.final_restore
+        for fault_id, why in report.failed if report else []:
+            typer.echo(f"error: could not restore {fault_id}: {why}", err=True)
+        failed = bool(report and report.failed) or any(is_failure(rec["outcome"]) for rec in lines)
+        exit_code = EXIT_FINDING if failed else 0
+        if runner.interrupted_by is not None:
+            exit_code = 128 + runner.interrupted_by
+    finally:
+        journal.run_end(exit_code)
+        lock.release()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return exit_code
 
 
 @app.command("run")
@@ -212,7 +267,12 @@ def run(
     ] = None,
     seed: SeedOpt = None,
     duration: DurationOpt = None,
-    executor: Annotated[str, typer.Option("--executor", help="docker (built in) or pumba.")] = "docker",
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor", help="docker (built in) or pumba (default: pumba when a binary is configured)."
+        ),
+    ] = None,
     pumba_bin: Annotated[
         str | None, typer.Option("--pumba-bin", help="Pumba binary (default $CHAOSBED_PUMBA_BIN, then PATH).")
     ] = None,
@@ -221,12 +281,10 @@ def run(
     ] = False,
 ) -> None:
     """Run a scenario in real time; writes chaos-journal.jsonl and timeline.jsonl; always restores."""
-    if executor not in ("docker", "pumba"):
-        raise ToolError(f"--executor must be docker or pumba, got {executor!r}", EXIT_BAD_INPUT)
     cfg = ChaosConfig.from_env()
     loaded = _load(scenario, seed, duration, cfg)
-    bin_path = find_pumba(pumba_bin) if executor == "pumba" or pumba_bin else None
-    if executor == "pumba" and bin_path:
+    bin_path = _pumba_bin(executor, pumba_bin)
+    if bin_path:
         _check_pumba(loaded, bin_path, cfg)
     client = _check_engine(loaded, cfg)
     _check_image(client, loaded, cfg)
@@ -234,9 +292,9 @@ def run(
     run_dir = run_dir or cfg.runs_dir / f"{stamp}-{loaded.schedule.name}"
     run_id = _run_id(run_dir)
     if dry_run_:
-        for row in dry_run(client, cfg, loaded.schedule, run_id, bin_path if executor == "pumba" else None):
+        for row in dry_run(client, cfg, loaded.schedule, run_id, bin_path):
             typer.echo(f"{format_offset(row['at_ms'])} {row['id']} {row['kind']} {row['target']}")
-            for call in [" ".join(row["call"])] if executor == "pumba" else row["call"]:
+            for call in [" ".join(row["call"])] if bin_path else row["call"]:
                 typer.echo(f"    {call}")
         return
     if (run_dir / JOURNAL_NAME).exists():
@@ -251,35 +309,12 @@ def run(
     journal = Journal(run_dir)
     chosen: PumbaExecutor | DockerExecutor = (
         PumbaExecutor(client, cfg, run_id, bin_path, journal, run_dir)
-        if executor == "pumba" and bin_path
+        if bin_path
         else DockerExecutor(client, cfg, run_id)
     )
-    runner = Runner(client, cfg, loaded.schedule, chosen, run_dir, run_id, journal)
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if runner.interrupted_by is None:
-            typer.echo(f"{signal.Signals(signum).name}: restoring every active fault, then exiting", err=True)
-        runner.interrupt(signum)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    exit_code = 0
-    try:
-        runner.run()
-        lines = _summary(run_dir)
-        report = runner.final_restore
-        if report and report.failed:
-            for fault_id, why in report.failed:
-                typer.echo(f"error: could not restore {fault_id}: {why}", err=True)
-            exit_code = EXIT_FINDING
-        elif any(is_failure(rec["outcome"]) for rec in lines):
-            exit_code = EXIT_FINDING
-        if runner.interrupted_by is not None:
-            exit_code = 128 + runner.interrupted_by
-    finally:
-        journal.run_end(exit_code)
-        lock.release()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    exit_code = _execute(
+        Runner(client, cfg, loaded.schedule, chosen, run_dir, run_id, journal), journal, lock, run_dir
+    )
     if exit_code:
         raise typer.Exit(exit_code)
 

@@ -131,6 +131,8 @@ class Runner:
         except Exception as exc:  # a bug or an engine error: record it, never kill the run
             self._write(action, fault_id, target, calls, start, f"failed: {exc}", repr(exc))
             return
+        if self.stop.is_set():
+            return  # interrupted while preparing: never apply a fault we would undo at once
         start = now_ms()
         self.journal.intent(
             {
