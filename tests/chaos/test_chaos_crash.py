@@ -152,3 +152,18 @@ def test_restore_refuses_a_live_run_and_bad_arguments(bed) -> None:
     assert bed.cli("restore").returncode == 2
     missing = bed.cli("restore", "--run-dir", str(bed.tmp / "nowhere"))
     assert missing.returncode == 2 and "no chaos-journal.jsonl" in missing.stderr
+
+
+def test_restore_all_sweeps_stray_chaosbed_rules_and_nothing_else(bed) -> None:
+    """Safety net for a lost journal: tagged rules go, everyone else's rules stay."""
+    bed.service("t")
+    tagged = ["-s", "10.7.7.7/32", "-m", "comment", "--comment", "chaosbed:lost/01-t", "-j", "DROP"]
+    foreign = ["-s", "10.8.8.8/32", "-m", "comment", "--comment", "someone-else", "-j", "DROP"]
+    bed.netns_exec("t", ["iptables", "-I", "INPUT", *tagged])
+    bed.netns_exec("t", ["iptables", "-I", "INPUT", *foreign])
+    result = bed.cli("restore", "--all")
+    assert result.returncode == 0, result.stderr
+    assert "removed stray rule" in result.stdout and "chaosbed:lost/01-t" in result.stdout
+    rules = bed.rules("t")
+    assert "chaosbed:" not in rules and "someone-else" in rules
+    assert not bed.sidecars()

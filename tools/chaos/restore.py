@@ -215,11 +215,21 @@ def restore_all(client: docker.DockerClient, cfg: ChaosConfig) -> list[RestoreRe
     return reports
 
 
+def _pipeline_containers(client: docker.DockerClient, cfg: ChaosConfig) -> list[Any]:
+    """Running chaos targets: labelled managed, or named with the prefix (sidecars excluded)."""
+    found = {c.id: c for c in client.containers.list(filters={"label": f"{cfg.managed_label}=true"})}
+    for container in client.containers.list(filters={"name": cfg.container_prefix}):
+        named = (container.name or "").startswith(cfg.container_prefix)
+        if named and cfg.sidecar_label not in container.labels:
+            found.setdefault(container.id, container)
+    return list(found.values())
+
+
 def _sweep_rules(client: docker.DockerClient, cfg: ChaosConfig, active: set[str]) -> list[str]:
     """Safety net for a lost journal: delete chaosbed-tagged rules in every running managed container."""
     swept: list[str] = []
     active_prefixes = tuple(f"{RULE_COMMENT_PREFIX}{run}/" for run in active)
-    for container in client.containers.list(filters={"label": f"{cfg.managed_label}=true"}):
+    for container in _pipeline_containers(client, cfg):
         if container.attrs.get("HostConfig", {}).get("NetworkMode") == "host":
             continue  # never touch the host's own rules
         calls: list[str] = []
