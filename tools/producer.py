@@ -6,7 +6,9 @@ key None (librdkafka's sticky partitioner keeps consecutive ids together, so ack
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
 import threading
 import time
@@ -51,6 +53,15 @@ DEFINITE_FAILURES = frozenset(
 
 FLUSH_EVERY_S = 0.1
 CHUNK = 2000
+
+
+class _Forward(logging.Handler):
+    def __init__(self, log: Callable[[str], None]) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._log(f"librdkafka: {record.getMessage()}")
 
 
 def is_definite_failure(err: KafkaError) -> bool:
@@ -128,10 +139,21 @@ class EventProducer:
         config = self.opts.kafka_config()
         config["on_delivery"] = self._on_delivery
         config["error_cb"] = self._on_error
+        config["logger"] = self._librdkafka_logger()
         try:
             return Producer(config)
         except KafkaException as exc:
             raise ToolError(f"invalid Kafka producer configuration: {exc.args[0].str()}") from None
+
+    def _librdkafka_logger(self) -> logging.Logger:
+        """librdkafka's own log lines, minus the noise: errors already arrive through error_cb
+        (rate-limited), so only critical ones are shown, and stderr stays clean for one-line errors."""
+        logger = logging.getLogger("chaosbed.librdkafka")
+        logger.propagate = False
+        logger.setLevel(logging.CRITICAL)
+        if not logger.handlers:
+            logger.addHandler(_Forward(self.log))
+        return logger
 
     # -- librdkafka callbacks (run inside poll/flush on this thread) --
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
@@ -163,6 +185,10 @@ class EventProducer:
             return
         if self.opts.topic not in md.topics:
             raise ToolError(f"topic {self.opts.topic!r} does not exist on {self.opts.bootstrap_servers}")
+        # Known partitions before the first produce(): messages queued while the topic's metadata is
+        # unknown are spread one by one over partitions, which fragments the ledger's ack ranges.
+        with contextlib.suppress(KafkaException):
+            self.producer.list_topics(topic=self.opts.topic, timeout=timeout_s)
 
     def _stats(self, sent: int, t0: float) -> ProducerStats:
         return ProducerStats(

@@ -1,0 +1,49 @@
+"""Producer configuration and delivery-error classification (no broker needed)."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError
+
+from tools.errors import ToolError
+from tools.producer import ProduceOptions, is_definite_failure, parse_config_overrides, reserve_block
+
+
+def test_defaults_follow_the_research_recommendation() -> None:
+    config = ProduceOptions(run_id="r", topic="events", bootstrap_servers="127.0.0.1:1").kafka_config()
+    assert config["acks"] == "all" and config["enable.idempotence"] is True
+    assert config["socket.timeout.ms"] == 10000 and config["reconnect.backoff.max.ms"] == 1000
+    assert config["linger.ms"] == 5 and config["message.timeout.ms"] == 300000
+    assert config["queue.buffering.max.messages"] >= 600_000
+
+
+def test_overrides_win_and_are_validated() -> None:
+    overrides = parse_config_overrides(["acks=1", " message.timeout.ms = 5000 "])
+    config = ProduceOptions("r", "t", "b", config_overrides=overrides).kafka_config()
+    assert config["acks"] == "1" and config["message.timeout.ms"] == "5000"
+    with pytest.raises(ToolError, match="expected key=value"):
+        parse_config_overrides(["acks"])
+
+
+@pytest.mark.parametrize(
+    ("code", "definite"),
+    [
+        (KafkaError._PURGE_QUEUE, True),  # never left the client
+        (KafkaError.MSG_SIZE_TOO_LARGE, True),
+        (KafkaError._UNKNOWN_TOPIC, True),
+        (KafkaError._MSG_TIMED_OUT, False),  # may have been written
+        (KafkaError._PURGE_INFLIGHT, False),
+        (KafkaError.NOT_LEADER_FOR_PARTITION, False),  # KAFKA-13574: not definite
+        (KafkaError.REQUEST_TIMED_OUT, False),
+        (KafkaError._FATAL, False),
+    ],
+)
+def test_only_proven_non_writes_are_failures(code: int, definite: bool) -> None:
+    assert is_definite_failure(KafkaError(code)) is definite
+
+
+def test_reservation_block_is_about_half_a_second_of_traffic() -> None:
+    assert reserve_block(0) == 20000
+    assert reserve_block(1000) == 500
+    assert reserve_block(10) == 100
+    assert reserve_block(10_000_000) == 20000
