@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 
@@ -67,7 +68,21 @@ def events_stream(spark: SparkSession, settings: Settings) -> DataFrame:
     ).where(F.col("event_id").isNotNull() & F.col("run_id").isNotNull())
 
 
-def make_batch_writer(sink: PostgresSink) -> Callable[[DataFrame, int], None]:
+def crash_once(marker: str) -> None:
+    """Die like a SIGKILLed driver, once per container (the marker file remembers it)."""
+    if os.path.exists(marker):
+        return
+    with open(marker, "w") as fh:
+        fh.write("fired\n")
+    log.warning("failpoint crash-after-commit: exiting before Spark records the batch")
+    os._exit(137)
+
+
+# In the container's own filesystem: survives `docker start`, not a recreated container.
+FAILPOINT_MARKER = "/tmp/chaosbed-failpoint-fired"
+
+
+def make_batch_writer(sink: PostgresSink, failpoint: str = "") -> Callable[[DataFrame, int], None]:
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         query_id = batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId") or "unknown"
@@ -81,6 +96,8 @@ def make_batch_writer(sink: PostgresSink) -> Callable[[DataFrame, int], None]:
             " (replay skipped)" if result.replayed else "",
             (time.monotonic() - started) * 1000,
         )
+        if failpoint == "crash-after-commit" and result.inserted > 0:
+            crash_once(FAILPOINT_MARKER)
 
     return write_batch
 
@@ -89,6 +106,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     settings = Settings.from_env()
+    if settings.reset_checkpoint and os.path.isdir(settings.checkpoint):
+        # The unsafe-offsets profile: start over from `startingOffsets`, skipping what came meanwhile.
+        log.warning("unsafe-offsets: removing checkpoint %s", settings.checkpoint)
+        shutil.rmtree(settings.checkpoint)
     spark = build_session(settings)
     spark.sparkContext.setLogLevel("WARN")
     spark.streams.addListener(ProgressRecorder(settings.postgres_dsn))
@@ -96,7 +117,7 @@ def main() -> None:
     query = (
         events_stream(spark, settings)
         .writeStream.queryName("chaosbed-events")
-        .foreachBatch(make_batch_writer(sink))
+        .foreachBatch(make_batch_writer(sink, settings.failpoint))
         .option("checkpointLocation", settings.checkpoint)
         .trigger(processingTime=settings.trigger_interval)
         .start()

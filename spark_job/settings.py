@@ -26,6 +26,11 @@ class Settings:
     fail_on_data_loss: bool
     poll_timeout_ms: int
     sink_retry_seconds: float
+    # unsafe-offsets profile: forget the checkpoint at every start.
+    reset_checkpoint: bool
+    # Test failpoint: "crash-after-commit" kills the driver once, right after the sink
+    # committed a batch and before Spark's commit log records it (a replay is certain).
+    failpoint: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,4 +52,6 @@ class Settings:
             fail_on_data_loss=_env("CHAOSBED_FAIL_ON_DATA_LOSS", "true").lower() == "true",
             poll_timeout_ms=int(_env("CHAOSBED_POLL_TIMEOUT_MS", "30000")),
             sink_retry_seconds=float(_env("CHAOSBED_SINK_RETRY_SECONDS", "3600")),
+            reset_checkpoint=_env("CHAOSBED_RESET_CHECKPOINT", "false").lower() == "true",
+            failpoint=_env("CHAOSBED_FAILPOINT", ""),
         )
