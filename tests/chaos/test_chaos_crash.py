@@ -146,6 +146,9 @@ def test_restore_refuses_a_live_run_and_bad_arguments(bed) -> None:
         assert bed.state("p")["Paused"]
         rerun = bed.cli("run", "--scenario", str(path), "--run-dir", str(run_dir))
         assert rerun.returncode == 2 and "already holds a chaos run" in rerun.stderr
+        everything = bed.cli("restore", "--all")
+        assert everything.returncode == 0 and "skipped, the run is still active" in everything.stdout
+        assert bed.state("p")["Paused"]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
@@ -167,3 +170,29 @@ def test_restore_all_sweeps_stray_chaosbed_rules_and_nothing_else(bed) -> None:
     rules = bed.rules("t")
     assert "chaosbed:" not in rules and "someone-else" in rules
     assert not bed.sidecars()
+
+
+def test_restore_killed_midway_is_simply_run_again(bed) -> None:
+    bed.service("net")
+    bed.service("p")
+    path = bed.scenario(
+        "- {kind: iptables loss, target: net, at: 0s, duration: 60s, probability: 0.5}\n"
+        "- {kind: pause, target: p, at: 0s, duration: 60s}\n"
+    )
+    run_dir = bed.runs_dir / "twice"
+    proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir))
+    bed.wait_applied(run_dir, 2, proc)
+    bed.kill_hard(proc)
+    bed.extra_env[HOLD_ENV] = "20000"  # the restore's own sidecar stalls: kill the restore there
+    restore = bed.spawn("restore", "--run-dir", str(run_dir))
+    bed.wait_for(
+        "the restore sidecar", lambda: [c for c in bed.sidecars() if c.status == "running"], 30, restore
+    )
+    bed.kill_hard(restore)
+    bed.extra_env.clear()
+    assert len(bed.chaos_rules("net")) == 1
+    again = bed.cli("restore", "--run-dir", str(run_dir))
+    assert again.returncode == 0, again.stderr
+    assert_clean(bed, "net", "p")
+    assert bed.chaos_rules("net") == []
+    assert sorted(line["fault_id"] for line in bed.timeline(run_dir)) == ["twice/01-net", "twice/02-p"]
