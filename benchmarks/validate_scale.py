@@ -52,7 +52,7 @@ def write_ledger(run_dir: Path, n_ids: int, seed: int = 7) -> tuple[int, int]:
         offsets[part] += size
         i += size
         ts += 1
-    lines.append(f"F {ts} {acked_end} {acked_end + failed - 1} _PURGE_QUEUE\n")
+    lines.append(f"F {ts} {acked_end} {acked_end + failed - 1} MSG_SIZE_TOO_LARGE\n")
     (run_dir / LEDGER_FILE).write_text("".join(lines))
     return acked_end, indet
 

@@ -7,7 +7,8 @@ File `ledger.log` in the run directory, append-only text, one record per line (`
     R <ts> <first> <last>                 ids first..last reserved: written and fsynced BEFORE any is sent
     A <ts> <first> <last> <part> <off>    acked: ids first..last sit at offsets off..off+(last-first) of
                                           partition part (off -1: unknown)
-    F <ts> <first> <last> <error>         definitely not persisted (e.g. purged before it was sent)
+    F <ts> <first> <last> <error>         definitely not persisted (rejected by the broker, or a local
+                                          error before any send, e.g. unknown topic)
     I <ts> <first> <last> <error>         the client reported an error whose outcome is unknown
     H <ts>                                heartbeat: the producer was alive (about once a second)
     C <ts> <next_id>                      clean stop: reserved ids >= next_id were never sent

@@ -48,8 +48,8 @@ class _AckRate:
 
 def _line(stats: ProducerStats, rate: float) -> str:
     text = (
-        f"{stats.elapsed_s:7.1f}s  rate {rate:9.0f}/s  sent {stats.sent}  acked {stats.acked}  "
-        f"in flight {stats.in_flight}  failed {stats.failed}  indeterminate {stats.indeterminate}"
+        f"{stats.elapsed_s:6.1f}s {rate:7.0f}/s sent {stats.sent} acked {stats.acked} "
+        f"in flight {stats.in_flight} failed {stats.failed} indeterminate {stats.indeterminate}"
     )
     if stats.last_error:
         text += f"  last error: {stats.last_error}"
@@ -63,7 +63,8 @@ class RichProgress:
         self._live.start()
 
     def update(self, stats: ProducerStats) -> None:
-        self._live.update(Text(_line(stats, self._rate(stats.acked))))
+        # One line that never wraps: a narrow terminal gets it cut, not smeared over two lines.
+        self._live.update(Text(_line(stats, self._rate(stats.acked)), no_wrap=True, overflow="ellipsis"))
 
     def close(self, stats: ProducerStats) -> None:
         self.update(stats)

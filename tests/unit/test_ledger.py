@@ -50,8 +50,8 @@ def test_outcomes_classify_every_attempted_id(tmp_path: Path) -> None:
     w.reserve(10)
     for i in range(5):
         w.ack(i, 0, i)
-    w.fail(5, "_PURGE_QUEUE")
-    w.fail(6, "_PURGE_QUEUE")
+    w.fail(5, "MSG_SIZE_TOO_LARGE")
+    w.fail(6, "MSG_SIZE_TOO_LARGE")
     w.info(7, "_MSG_TIMED_OUT")
     w.close(9)  # id 9 was reserved but never sent: released
     state = load_ledger(tmp_path)
@@ -65,7 +65,7 @@ def test_outcomes_classify_every_attempted_id(tmp_path: Path) -> None:
         (7, 8, INDETERMINATE),
     ]
     assert "F" in {ln[0] for ln in lines(tmp_path)} and any(
-        ln.endswith("_PURGE_QUEUE") for ln in lines(tmp_path)
+        ln.endswith("MSG_SIZE_TOO_LARGE") for ln in lines(tmp_path)
     )
 
 
@@ -136,7 +136,7 @@ def test_torn_last_line_is_ignored_then_dropped(tmp_path: Path) -> None:
         ("chaosbed-ledger 1 r1\nR 1 0 9\nX 1\n", "line 3: unknown record"),
         ("chaosbed-ledger 1 r1\nR 1 0 9\nA 1 5 12 0 0\n", "never reserved"),
         ("chaosbed-ledger 1 r1\nR 1 0 9\nA 1 0 3 0 0\nA 1 3 4 0 9\n", "twice"),
-        ("chaosbed-ledger 1 r1\nR 1 0 9\nA 1 0 3 0 0\nF 1 2 2 _PURGE_QUEUE\n", "both acked and failed"),
+        ("chaosbed-ledger 1 r1\nR 1 0 9\nA 1 0 3 0 0\nF 1 2 2 MSG_SIZE_TOO_LARGE\n", "both acked and failed"),
         ("chaosbed-ledger 1 r1\nR 1 5 9\n", "reservation starts at 5"),
         ("chaosbed-ledger 1 r1\nR 1 0 9\nA 1 3 1 0 0\n", "bad range"),
     ],

@@ -15,6 +15,7 @@ def test_defaults_follow_the_research_recommendation() -> None:
     assert config["socket.timeout.ms"] == 10000 and config["reconnect.backoff.max.ms"] == 1000
     assert config["linger.ms"] == 5 and config["message.timeout.ms"] == 300000
     assert config["queue.buffering.max.messages"] >= 600_000
+    assert config["sticky.partitioning.linger.ms"] == 100
 
 
 def test_overrides_win_and_are_validated() -> None:
@@ -28,7 +29,7 @@ def test_overrides_win_and_are_validated() -> None:
 @pytest.mark.parametrize(
     ("code", "definite"),
     [
-        (KafkaError._PURGE_QUEUE, True),  # never left the client
+        (KafkaError._PURGE_QUEUE, False),  # may be a queued retry of a possibly persisted send
         (KafkaError.MSG_SIZE_TOO_LARGE, True),
         (KafkaError._UNKNOWN_TOPIC, True),
         (KafkaError._MSG_TIMED_OUT, False),  # may have been written

@@ -24,7 +24,7 @@ def make_ledger(run_dir: Path) -> None:
     for i in range(40, 80):
         w.ack(i, 1, i - 40)
     for i in range(80, 85):
-        w.fail(i, "_PURGE_QUEUE")
+        w.fail(i, "MSG_SIZE_TOO_LARGE")
     for i in range(85, 90):
         w.info(i, "_MSG_TIMED_OUT")
     w.flush()  # and then "killed": 90..99 never get an outcome

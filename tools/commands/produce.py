@@ -56,8 +56,9 @@ def produce(
     count: Annotated[int | None, typer.Option(min=0, help="Stop after this many events.")] = None,
     duration: Annotated[float | None, typer.Option(min=0, help="Stop after this many seconds.")] = None,
     flush_timeout: Annotated[
-        float, typer.Option(min=0, help="On stop, seconds to wait for outstanding acks.")
-    ] = 30.0,
+        float,
+        typer.Option(min=0, help="On stop, seconds to wait for acks; then purge (indeterminate)."),
+    ] = 20.0,
     kafka_config: Annotated[
         list[str] | None,
         typer.Option("--kafka-config", "-X", help="librdkafka setting key=value, overrides the defaults."),

@@ -76,8 +76,12 @@ def validate(
         float, typer.Option(min=0, help="Give up waiting to settle after this.")
     ] = 600.0,
 ) -> None:
-    """Classify every id: exit 0 if nothing is missing, extra, duplicated or failed-yet-present; 1 if
-    anything is; 2 on bad input (no run, corrupt ledger, database unreachable)."""
+    """Check every attempted id of a run against the sink table.
+
+    Exit 0 if no acked id is missing, no id is extra or duplicated and no failed send is present;
+    1 if any is; 2 on bad input (no such run, corrupt ledger, database unreachable). Writes
+    validation.json into the run directory.
+    """
     path = rundir.resolve(run, run_dir, run_id)
     info = rundir.load_run(path)
     table = rundir.check_sink_table(sink_table or info["sink_table"])
