@@ -33,8 +33,11 @@ lint: ## ruff and ansible-lint
 	$(BIN)/ruff format --check tools tests spark_job benchmarks
 	$(BIN)/ansible-lint
 
+bench: ## measure ceilings, max sustained rate, latency, recovery (benchmarks/results/); ARGS=--skip-...
+	$(PY) benchmarks/bench.py $(ARGS)
+
 test: ## lint, then every test against the real components
 	$(MAKE) lint
 	$(BIN)/pytest -p no:cacheprovider tests
 
-.PHONY: help setup up chaos down lint test
+.PHONY: help setup up chaos down lint test bench

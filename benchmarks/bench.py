@@ -1,0 +1,616 @@
+"""`make bench`: ceilings and end-to-end figures of the running pipeline, measured on this machine.
+
+    .venv/bin/python benchmarks/bench.py [--skip-kafka] [--skip-postgres] [--skip-e2e] [--skip-latency]
+                                         [--skip-recovery] [--rates 5000,8000] [--step-seconds 60]
+
+Sections (each skippable; results of sections skipped today are kept from today's earlier runs):
+
+1. kafka: raw produce ceiling, acks=all + idempotence (benchmarks/produce_rate.py on a scratch topic of
+   the live cluster: 6 partitions, RF 3, min ISR 2; deleted afterwards).
+2. postgres: raw idempotent upsert ceiling, spark_job.sink.PostgresSink with synthetic batches.
+3. e2e: highest sustained rate: `tools produce` at increasing rates; sustained = the producer kept the
+   rate, consumer lag (Kafka end offsets - sink-committed offsets) stayed flat for the measured window,
+   and `tools validate` found no loss.
+4. latency: p50/p95/p99/max of committed_at - produced_at at a fixed moderate rate, in SQL.
+5. recovery: benchmarks/scenarios/recovery.yml under load with `tools chaos run`; recovery per fault from
+   tools/recovery.py (the report's own definition), medians per fault class.
+
+Writes benchmarks/results/<date>.json and .md, and prints the ratio e2e / PostgreSQL ceiling.
+Other work on the same cores makes the figures noisy: the results carry the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import psycopg2  # noqa: E402
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+from spark_job.sink import PostgresSink, Row  # noqa: E402
+from tools import ranges  # noqa: E402
+from tools.ledger import load_ledger  # noqa: E402
+from tools.pgconn import connect  # noqa: E402
+from tools.recovery import RecoveryParams  # noqa: E402
+from tools.report.data import gather  # noqa: E402
+
+BOOTSTRAP = "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094"
+DSN = f"postgresql://chaosbed@127.0.0.1:5432/chaosbed?passfile={REPO}/.secrets/pgpass"
+TOPIC = "events"
+PY = sys.executable
+RESULTS = REPO / "benchmarks" / "results"
+
+TARGETS = {
+    "kafka_produce_eps": 20_000,
+    "e2e_sustained_eps": 5_000,
+    "latency_p99_ms": 2_000,
+    "broker_failover_s": 5.0,
+    "spark_restart_s": 20.0,
+    "postgres_back_s": 5.0,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# ---------------------------------------------------------------------------------------------- kafka
+
+
+def bench_kafka(count: int) -> dict[str, Any]:
+    topic = f"chaosbed-bench-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    fut = admin.create_topics([NewTopic(topic, 6, 3, config={"min.insync.replicas": "2"})])[topic]
+    fut.result(timeout=30)
+    time.sleep(2)  # leaders elected, metadata propagated
+    try:
+        res = subprocess.run(
+            [PY, str(REPO / "benchmarks" / "produce_rate.py"), "--count", str(count),
+             "--bootstrap-servers", BOOTSTRAP, "--topic", topic],
+            cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    finally:
+        with contextlib.suppress(Exception):
+            admin.delete_topics([topic])[topic].result(timeout=30)
+    m = re.search(r"produce_events_per_second=(\d+)", res.stdout)
+    if not m:
+        raise RuntimeError(f"produce_rate.py failed: {res.stderr.strip()[-500:]}")
+    detail = res.stderr.strip().splitlines()[0] if res.stderr.strip() else ""
+    return {"events_per_s": int(m.group(1)), "count": count, "topic": "scratch (6 partitions, RF 3)",
+            "detail": detail}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- postgres
+
+
+def bench_postgres(batches: int, batch_rows: int) -> dict[str, Any]:
+    run_id = f"bench-pg-{uuid.uuid4().hex[:8]}"
+    query_id = f"bench-pg-{uuid.uuid4().hex[:8]}"
+    sink = PostgresSink(DSN, retry_seconds=30)
+    now_ms = int(time.time() * 1000)
+    times = []
+    try:
+        for b in range(batches):
+            first = b * batch_rows
+            rows: list[Row] = [
+                (run_id, i, TOPIC, i % 6, i // 6, now_ms) for i in range(first, first + batch_rows)
+            ]
+            t = time.perf_counter()
+            result = sink.write(query_id, b, rows)
+            times.append(time.perf_counter() - t)
+            if result.inserted != batch_rows:
+                raise RuntimeError(f"batch {b}: inserted {result.inserted} of {batch_rows}")
+        # One replayed batch: the marker check must skip it.
+        t = time.perf_counter()
+        replay = sink.write(query_id, 0, rows)
+        replay_s = time.perf_counter() - t
+    finally:
+        sink._drop_connection()
+        with contextlib.closing(psycopg2.connect(DSN)) as conn, conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM events WHERE run_id = %s", (run_id,))
+            cur.execute("DELETE FROM sink_batches WHERE query_id = %s", (query_id,))
+    total = batches * batch_rows
+    return {
+        "rows_per_s": round(total / sum(times)),
+        "batches": batches,
+        "batch_rows": batch_rows,
+        "batch_s_median": round(statistics.median(times), 3),
+        "batch_s_max": round(max(times), 3),
+        "replay_skipped": replay.replayed,
+        "replay_s": round(replay_s, 3),
+        "note": "includes building the COPY text in Python (as Spark's foreachBatch does)",
+    }
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+class LagProbe:
+    """Consumer lag of the sink: Kafka end offsets minus the offsets the sink committed, summed."""
+
+    def __init__(self) -> None:
+        self.consumer = Consumer(
+            {"bootstrap.servers": BOOTSTRAP, "group.id": "chaosbed-bench-probe", "enable.auto.commit": False}
+        )
+        md = self.consumer.list_topics(TOPIC, timeout=10)
+        self.partitions = sorted(md.topics[TOPIC].partitions)
+        self.conn = connect(DSN, what="sink")
+        self.conn.autocommit = True
+
+    def lag(self) -> int:
+        ends = {
+            p: self.consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1]
+            for p in self.partitions
+        }
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT key::int, max((value->>1)::bigint) FROM sink_batches, jsonb_each(offsets) GROUP BY 1"
+            )
+            done = dict(cur.fetchall())
+        return sum(max(0, end - (done.get(p, -1) + 1)) for p, end in ends.items())
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.conn.close()
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x."""
+    if len(points) < 2:
+        return 0.0
+    mx = statistics.fmean(x for x, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    den = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / den if den else 0.0
+
+
+def produce_cmd(root: Path, run_id: str, rate: float, seconds: float) -> list[str]:
+    return [PY, "-m", "tools", "produce", "--run-id", run_id, "--run-dir", str(root),
+            "--bootstrap-servers", BOOTSTRAP, "--topic", TOPIC, "--postgres-dsn", DSN,
+            "--rate", str(rate), "--duration", str(seconds)]  # fmt: skip
+
+
+def validate(run_dir: Path, settle_timeout: float = 300) -> dict[str, Any]:
+    res = subprocess.run(
+        [PY, "-m", "tools", "validate", str(run_dir), "--json", "--settle", "5",
+         "--settle-timeout", str(settle_timeout)],
+        cwd=REPO, capture_output=True, text=True, timeout=settle_timeout + 300, check=False,
+    )  # fmt: skip
+    if res.returncode not in (0, 1):
+        raise RuntimeError(f"tools validate failed ({res.returncode}): {res.stderr.strip()[-300:]}")
+    data: dict[str, Any] = json.loads(res.stdout)
+    return data
+
+
+def produced_rate(run_dir: Path) -> tuple[int, float]:
+    """(acked events, acked events per second over the producing session)."""
+    state = load_ledger(run_dir)
+    acked = ranges.total(state.acked())
+    if not state.acks or not state.sessions:
+        return acked, 0.0
+    span = (max(a.ts_ms for a in state.acks) - min(s.start_ms for s in state.sessions)) / 1000
+    return acked, acked / span if span > 0 else 0.0
+
+
+@contextlib.contextmanager
+def bench_root(keep: bool) -> Iterator[Path]:
+    if keep:
+        root = REPO / "runs" / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        root.mkdir(parents=True, exist_ok=True)
+        yield root
+    else:
+        with tempfile.TemporaryDirectory(prefix="chaosbed-bench-") as tmp:
+            yield Path(tmp)
+
+
+# ------------------------------------------------------------------------------------------------ e2e
+
+
+def e2e_step(root: Path, rate: int, warmup: float, window: float, probe: LagProbe) -> dict[str, Any]:
+    run_id = f"bench-e2e-{rate}-{uuid.uuid4().hex[:6]}"
+    out = (root / f"{run_id}.log").open("w")
+    proc = subprocess.Popen(
+        produce_cmd(root, run_id, rate, warmup + window), cwd=REPO, stdout=out, stderr=out
+    )
+    t0 = time.monotonic()
+    samples: list[tuple[float, float]] = []
+    try:
+        while proc.poll() is None and time.monotonic() - t0 < warmup + window + 60:
+            time.sleep(3)
+            samples.append((time.monotonic() - t0, float(probe.lag())))
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=60)
+        out.close()
+    measured = [(t, lag) for t, lag in samples if warmup <= t <= warmup + window]
+    acked, achieved = produced_rate(root / run_id)
+    lag_slope = slope(measured)
+    tail = [lag for t, lag in measured if t >= warmup + window * 2 / 3]
+    tail_lag = statistics.fmean(tail) if tail else float("nan")
+    log(f"  rate {rate}/s: produced {achieved:.0f}/s, slope {lag_slope:+.0f} ev/s, tail lag {tail_lag:.0f}")
+    t = time.monotonic()
+    v = validate(root / run_id)
+    drain_s = time.monotonic() - t
+    keeps_rate = achieved >= 0.95 * rate
+    flat = lag_slope <= 0.05 * rate and tail_lag <= 10 * rate
+    lossless = v["missing_count"] == 0 and v["duplicate_count"] == 0 and v["extra_count"] == 0
+    return {
+        "rate": rate,
+        "run_id": run_id,
+        "produced_eps": round(achieved),
+        "acked": acked,
+        "lag_slope_eps": round(lag_slope, 1),
+        "lag_tail_mean": round(tail_lag),
+        "lag_max": round(max((lag for _, lag in measured), default=0)),
+        "lag_samples": [[round(t, 1), int(lag)] for t, lag in samples],
+        "drain_and_validate_s": round(drain_s, 1),
+        "missing": v["missing_count"],
+        "duplicate": v["duplicate_count"],
+        "extra": v["extra_count"],
+        "producer_kept_rate": keeps_rate,
+        "lag_flat": flat,
+        "sustained": keeps_rate and flat and lossless,
+        "loadavg": loadavg(),
+    }
+
+
+def bench_e2e(
+    root: Path, rates: list[int] | None, warmup: float, window: float, max_steps: int, cap: int | None
+) -> dict[str, Any]:
+    probe = LagProbe()
+    steps: list[dict[str, Any]] = []
+    try:
+        best, worst_fail = 0, None
+        queue = list(rates) if rates else [5000]
+        while queue and len(steps) < max_steps:
+            rate = queue.pop(0)
+            log(f"e2e step {len(steps) + 1}: {rate}/s for {warmup:.0f}+{window:.0f}s")
+            step = e2e_step(root, rate, warmup, window, probe)
+            steps.append(step)
+            if step["sustained"]:
+                best = max(best, rate)
+            else:
+                worst_fail = rate if worst_fail is None else min(worst_fail, rate)
+            if rates:
+                continue
+            # Adaptive: grow by 1.6x while sustained, then bisect between the best and the first failure.
+            if worst_fail is None:
+                nxt = int(rate * 1.6)
+                if cap and nxt > cap:
+                    nxt = cap if cap > rate else 0
+            else:
+                lo = best or worst_fail // 3
+                nxt = (lo + worst_fail) // 2
+                if worst_fail / max(lo, 1) < 1.15:
+                    nxt = 0
+            nxt = round(nxt, -2)
+            if nxt > 0 and all(s["rate"] != nxt for s in steps):
+                queue.append(nxt)
+    finally:
+        probe.close()
+    return {
+        "sustained_eps": best,
+        "first_failed_eps": min((s["rate"] for s in steps if not s["sustained"]), default=None),
+        "warmup_s": warmup,
+        "window_s": window,
+        "criterion": "producer >= 95% of the rate; lag slope <= 5% of the rate and mean lag over the last "
+        "third of the window <= 10 s of events; validate: 0 missing, 0 duplicate, 0 extra",
+        "steps": steps,
+    }
+
+
+# -------------------------------------------------------------------------------------------- latency
+
+
+def bench_latency(root: Path, rate: int, seconds: float, warmup: float) -> dict[str, Any]:
+    run_id = f"bench-lat-{rate}-{uuid.uuid4().hex[:6]}"
+    with (root / f"{run_id}.log").open("w") as out:
+        subprocess.run(
+            produce_cmd(root, run_id, rate, warmup + seconds),
+            cwd=REPO, stdout=out, stderr=out, timeout=warmup + seconds + 120, check=True,
+        )  # fmt: skip
+    v = validate(root / run_id)
+    state = load_ledger(root / run_id)
+    start_ms = min(s.start_ms for s in state.sessions) + int(warmup * 1000)
+    with contextlib.closing(connect(DSN, what="sink")) as conn, conn.cursor() as cur:
+        cur.execute(
+            """SELECT count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY lat), max(lat)
+               FROM (SELECT extract(epoch FROM committed_at - produced_at) * 1000 AS lat
+                       FROM events WHERE run_id = %s AND produced_at >= to_timestamp(%s / 1000.0)) t""",
+            (run_id, start_ms),
+        )
+        n, pct, mx = cur.fetchone()
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "warmup_excluded_s": warmup,
+        "run_id": run_id,
+        "rows": int(n),
+        "p50_ms": round(pct[0], 1),
+        "p95_ms": round(pct[1], 1),
+        "p99_ms": round(pct[2], 1),
+        "max_ms": round(float(mx), 1),
+        "missing": v["missing_count"],
+        "duplicate": v["duplicate_count"],
+        "loadavg": loadavg(),
+    }
+
+
+# ------------------------------------------------------------------------------------------- recovery
+
+
+def fault_class(kind: str, target: str) -> str:
+    what = "broker" if target.startswith("kafka") else target
+    return f"{what} {kind}"
+
+
+def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
+    run_id = f"bench-rec-{uuid.uuid4().hex[:6]}"
+    run_dir = root / run_id
+    plan = subprocess.run(
+        [PY, "-m", "tools", "chaos", "plan", "-s", str(scenario)], cwd=REPO, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    m = re.search(r"over (?:(\d+)m)?(\d+(?:\.\d+)?)s", plan.stdout)
+    span = (int(m.group(1) or 0) * 60 + float(m.group(2))) if m else 480.0
+    seconds = span + 60
+    log(f"recovery: producing {rate}/s for {seconds:.0f}s while {scenario.name} runs ({span:.0f}s)")
+    prod_log = (root / f"{run_id}.log").open("w")
+    prod = subprocess.Popen(
+        produce_cmd(root, run_id, rate, seconds), cwd=REPO, stdout=prod_log, stderr=prod_log
+    )
+    try:
+        time.sleep(3)
+        with (root / f"{run_id}.chaos.log").open("w") as chaos_log:
+            chaos = subprocess.run(
+                [PY, "-m", "tools", "chaos", "run", "-s", str(scenario), "--run-dir", str(run_dir)],
+                cwd=REPO, stdout=chaos_log, stderr=chaos_log, timeout=span + 300, check=False,
+            )  # fmt: skip
+        prod.wait(timeout=seconds + 120)
+    finally:
+        if prod.poll() is None:
+            prod.terminate()
+            prod.wait(timeout=60)
+        prod_log.close()
+    v = validate(run_dir)
+    params = RecoveryParams()
+    with contextlib.closing(connect(DSN, what="sink")) as conn:
+        data = gather(run_dir, conn, params)
+    faults = []
+    for r in data.recoveries:
+        faults.append(
+            {
+                "fault_id": r.fault.fault_id,
+                "class": fault_class(r.fault.kind, r.fault.target),
+                "recovery_s": r.recovery_s,
+                "after_heal_s": r.after_heal_s,
+                "fault_s": None if r.fault.end_ms is None else (r.fault.end_ms - r.fault.start_ms) / 1000,
+                "peak_p99_ms": None if r.peak_p99_ms is None else round(r.peak_p99_ms),
+            }
+        )
+    classes: dict[str, dict[str, Any]] = {}
+    for name in sorted({f["class"] for f in faults}):
+        items = [f for f in faults if f["class"] == name]
+        rec = [f["recovery_s"] for f in items if f["recovery_s"] is not None]
+        heal = [f["after_heal_s"] for f in items if f["after_heal_s"] is not None]
+        classes[name] = {
+            "faults": len(items),
+            "recovered": len(rec),
+            "recovery_s_median": statistics.median(rec) if len(rec) == len(items) else None,
+            "after_heal_s_median": statistics.median(heal) if len(heal) == len(items) else None,
+            "recovery_s": rec,
+            "after_heal_s": heal,
+        }
+    return {
+        "rate": rate,
+        "scenario": str(scenario.relative_to(REPO)) if scenario.is_relative_to(REPO) else str(scenario),
+        "run_id": run_id,
+        "chaos_exit": chaos.returncode,
+        "baseline_p99_ms": None if data.baseline is None else round(data.baseline.p99_ms),
+        "threshold_ms": None if data.baseline is None else round(data.baseline.threshold_ms),
+        "definition": params.describe(),
+        "missing": v["missing_count"],
+        "duplicate": v["duplicate_count"],
+        "notes": data.notes,
+        "faults": faults,
+        "classes": classes,
+        "loadavg": loadavg(),
+    }
+
+
+# --------------------------------------------------------------------------------------------- output
+
+
+def _met(value: float | None, target: float, higher_is_better: bool) -> str:
+    if value is None:
+        return "not measured / did not recover"
+    ok = value >= target if higher_is_better else value < target
+    return "yes" if ok else "**no**"
+
+
+def table_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    k = res.get("kafka")
+    if k:
+        v = k["events_per_s"]
+        rows.append(("raw Kafka produce, acks=all + idempotence", f"{v:,} events/s", ">= 20,000 events/s",
+                     _met(v, TARGETS["kafka_produce_eps"], True)))  # fmt: skip
+    p = res.get("postgres")
+    if p:
+        rows.append(("raw PostgreSQL idempotent upsert (ceiling)",
+                     f"{p['rows_per_s']:,} rows/s ({p['batch_rows']:,}-row batches)", "-", "-"))  # fmt: skip
+    e = res.get("e2e")
+    if e:
+        v = e["sustained_eps"]
+        fail = e.get("first_failed_eps")
+        extra = f" (failed at {fail:,}/s)" if fail else " (no failing rate found)"
+        rows.append(("max sustained end-to-end rate", f"{v:,} events/s{extra}", ">= 5,000 events/s",
+                     _met(v or None, TARGETS["e2e_sustained_eps"], True)))  # fmt: skip
+        if p and v:
+            rows.append(("end-to-end / PostgreSQL ceiling", f"{v / p['rows_per_s']:.2f}", "-", "-"))
+    lat = res.get("latency")
+    if lat:
+        rows.append(
+            (f"e2e latency at {lat['rate']:,}/s, p50 / p95 / p99 / max",
+             f"{lat['p50_ms']:,.0f} / {lat['p95_ms']:,.0f} / {lat['p99_ms']:,.0f} / {lat['max_ms']:,.0f} ms",
+             "p99 < 2,000 ms", _met(lat["p99_ms"], TARGETS["latency_p99_ms"], False))
+        )  # fmt: skip
+    r = res.get("recovery")
+    if r:
+        spec = {
+            "broker kill": ("recovery_s_median", "broker_failover_s", "from the kill"),
+            "broker pause": ("recovery_s_median", "broker_failover_s", "from the pause"),
+            "spark kill": ("after_heal_s_median", "spark_restart_s", "from the restart"),
+            "postgres stop": ("after_heal_s_median", "postgres_back_s", "after Postgres returns"),
+        }
+        for name, c in r["classes"].items():
+            key, target, frm = spec.get(name, ("recovery_s_median", "", "from the fault"))
+            v = c[key]
+            each = ", ".join(f"{x:g}" for x in c[key.replace("_median", "")])
+            value = (
+                f"{v:g} s {frm} (each: {each}; {c['recovered']}/{c['faults']} recovered)"
+                if v is not None
+                else f"{c['recovered']}/{c['faults']} recovered (each: {each})"
+            )
+            tgt = TARGETS.get(target)
+            rows.append((f"recovery, {name} (median)", value, f"< {tgt:g} s" if tgt else "-",
+                         _met(v, tgt, False) if tgt else "-"))  # fmt: skip
+    return rows
+
+
+def write_results(res: dict[str, Any], day: str) -> tuple[Path, Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    jpath, mpath = RESULTS / f"{day}.json", RESULTS / f"{day}.md"
+    jpath.write_text(json.dumps(res, indent=2) + "\n")
+    lines = [
+        f"# chaosbed benchmark, {day}",
+        "",
+        f"Machine: {res['machine']['cores']} cores, {res['machine']['memory_gb']} GB; Spark settings: "
+        f"{res.get('settings', {})}. Other work may have been running on the same cores (load average "
+        "per section in the JSON). Generated by `make bench` (benchmarks/bench.py).",
+        "",
+        "| figure | measured | target | met? |",
+        "|---|---|---|---|",
+        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table_rows(res)],
+        "",
+        "Measured at: "
+        + ", ".join(
+            f"{k} {v['measured_at']}" for k, v in res.items() if isinstance(v, dict) and "measured_at" in v
+        ),
+        "",
+    ]
+    mpath.write_text("\n".join(lines))
+    return jpath, mpath
+
+
+def machine() -> dict[str, Any]:
+    mem = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    return {"cores": os.cpu_count(), "memory_gb": round(mem, 1)}
+
+
+def spark_settings() -> dict[str, str]:
+    """The running Spark container's job settings (its environment), without the DSN."""
+    res = subprocess.run(
+        ["docker", "inspect", "-f", "{{json .Config.Env}}", "chaosbed-spark"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if res.returncode != 0:
+        return {}
+    keep = ("MAX_OFFSETS", "TRIGGER", "MASTER", "DRIVER_MEMORY", "POLL_TIMEOUT", "SINK_MODE")
+    env = [e.split("=", 1) for e in json.loads(res.stdout)]
+    return {k.removeprefix("CHAOSBED_"): v for k, v in env if any(x in k for x in keep)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in ("kafka", "postgres", "e2e", "latency", "recovery"):
+        ap.add_argument(f"--skip-{name}", action="store_true")
+    ap.add_argument("--kafka-count", type=int, default=300_000)
+    ap.add_argument("--pg-batches", type=int, default=10)
+    ap.add_argument("--pg-batch-rows", type=int, default=20_000)
+    ap.add_argument("--rates", help="comma-separated e2e rates (default: adaptive search from 5000)")
+    ap.add_argument("--max-steps", type=int, default=6)
+    ap.add_argument("--warmup", type=float, default=15)
+    ap.add_argument("--step-seconds", type=float, default=60)
+    ap.add_argument("--latency-rate", type=int, default=1000)
+    ap.add_argument("--latency-seconds", type=float, default=60)
+    ap.add_argument("--recovery-rate", type=int, default=1000)
+    ap.add_argument("--scenario", type=Path, default=REPO / "benchmarks" / "scenarios" / "recovery.yml")
+    ap.add_argument("--keep-runs", action="store_true", help="keep run dirs under runs/bench-<time>/")
+    ap.add_argument("--fresh", action="store_true", help="do not merge into today's earlier results")
+    args = ap.parse_args()
+
+    day = datetime.now().strftime("%Y-%m-%d")
+    jpath = RESULTS / f"{day}.json"
+    res: dict[str, Any] = {}
+    if jpath.exists() and not args.fresh:
+        res = json.loads(jpath.read_text())
+    res["machine"] = machine()
+    res["settings"] = spark_settings()
+
+    def stamp(section: dict[str, Any]) -> dict[str, Any]:
+        section["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        section.setdefault("loadavg", loadavg())
+        section["spark_settings"] = res["settings"]
+        return section
+
+    with bench_root(args.keep_runs) as root:
+        if not args.skip_postgres:
+            log(f"postgres ceiling: {args.pg_batches} x {args.pg_batch_rows} rows")
+            res["postgres"] = stamp(bench_postgres(args.pg_batches, args.pg_batch_rows))
+            log(f"  {res['postgres']['rows_per_s']:,} rows/s")
+            write_results(res, day)
+        if not args.skip_kafka:
+            log(f"kafka ceiling: {args.kafka_count:,} events, acks=all, idempotent")
+            res["kafka"] = stamp(bench_kafka(args.kafka_count))
+            log(f"  {res['kafka']['events_per_s']:,} events/s")
+            write_results(res, day)
+        if not args.skip_e2e:
+            rates = [int(r) for r in args.rates.split(",")] if args.rates else None
+            cap = res.get("kafka", {}).get("events_per_s")
+            res["e2e"] = stamp(bench_e2e(root, rates, args.warmup, args.step_seconds, args.max_steps, cap))
+            write_results(res, day)
+        if not args.skip_latency:
+            log(
+                f"latency: {args.latency_rate}/s for {args.latency_seconds:.0f}s (+{args.warmup:.0f}s warmup)"
+            )
+            res["latency"] = stamp(bench_latency(root, args.latency_rate, args.latency_seconds, args.warmup))
+            write_results(res, day)
+        if not args.skip_recovery:
+            res["recovery"] = stamp(bench_recovery(root, args.scenario.resolve(), args.recovery_rate))
+            write_results(res, day)
+    jp, mp = write_results(res, day)
+    print(mp.read_text())
+    e, p = res.get("e2e"), res.get("postgres")
+    if e and p and e["sustained_eps"]:
+        print(f"end-to-end / PostgreSQL ceiling = {e['sustained_eps']:,} / {p['rows_per_s']:,} "
+              f"= {e['sustained_eps'] / p['rows_per_s']:.2f}")  # fmt: skip
+    print(f"results: {jp.relative_to(REPO)}, {mp.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
