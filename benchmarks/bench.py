@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import psycopg2  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from spark_job.sink import PostgresSink, Row  # noqa: E402
@@ -158,7 +158,17 @@ class LagProbe:
         self.conn = connect(DSN, what="sink")
         self.conn.autocommit = True
 
-    def lag(self) -> int:
+    def lag(self) -> int | None:
+        """None when a broker cannot answer right now (leadership moving): the sample is skipped."""
+        for _ in range(3):
+            try:
+                return self._lag()
+            except KafkaException as exc:
+                log(f"  lag probe: {exc}")
+                time.sleep(1)
+        return None
+
+    def _lag(self) -> int:
         ends = {
             p: self.consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1]
             for p in self.partitions
@@ -191,7 +201,40 @@ def produce_cmd(root: Path, run_id: str, rate: float, seconds: float) -> list[st
             "--rate", str(rate), "--duration", str(seconds)]  # fmt: skip
 
 
+def drain(run_dir: Path, quiet_s: float = 30, timeout_s: float = 300) -> float:
+    """Wait until the sink holds as many of the run's rows as were acked, or the count stopped moving
+    for quiet_s (a Spark restart or a slow batch on a loaded host can pause it longer than
+    `validate --settle 5` waits), or timeout_s. Returns the seconds waited."""
+    acked = ranges.total(load_ledger(run_dir).acked())
+    run_id = run_dir.name
+    t0 = time.monotonic()
+    last, since = -1, t0
+    with contextlib.closing(connect(DSN, what="sink")) as conn:
+        conn.autocommit = True
+        while time.monotonic() - t0 < timeout_s:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM events WHERE run_id = %s", (run_id,))
+                n = int(cur.fetchone()[0])
+            if n >= acked:
+                break
+            if n != last:
+                last, since = n, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                break
+            time.sleep(2)
+    return time.monotonic() - t0
+
+
+def spark_started_at() -> str:
+    res = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.StartedAt}}", "chaosbed-spark"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return res.stdout.strip()
+
+
 def validate(run_dir: Path, settle_timeout: float = 300) -> dict[str, Any]:
+    drain(run_dir, timeout_s=settle_timeout)
     res = subprocess.run(
         [PY, "-m", "tools", "validate", str(run_dir), "--json", "--settle", "5",
          "--settle-timeout", str(settle_timeout)],
@@ -230,6 +273,7 @@ def bench_root(keep: bool) -> Iterator[Path]:
 def e2e_step(root: Path, rate: int, warmup: float, window: float, probe: LagProbe) -> dict[str, Any]:
     run_id = f"bench-e2e-{rate}-{uuid.uuid4().hex[:6]}"
     out = (root / f"{run_id}.log").open("w")
+    spark_before = spark_started_at()
     proc = subprocess.Popen(
         produce_cmd(root, run_id, rate, warmup + window), cwd=REPO, stdout=out, stderr=out
     )
@@ -238,7 +282,9 @@ def e2e_step(root: Path, rate: int, warmup: float, window: float, probe: LagProb
     try:
         while proc.poll() is None and time.monotonic() - t0 < warmup + window + 60:
             time.sleep(3)
-            samples.append((time.monotonic() - t0, float(probe.lag())))
+            lag = probe.lag()
+            if lag is not None:
+                samples.append((time.monotonic() - t0, float(lag)))
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -250,6 +296,7 @@ def e2e_step(root: Path, rate: int, warmup: float, window: float, probe: LagProb
     tail = [lag for t, lag in measured if t >= warmup + window * 2 / 3]
     tail_lag = statistics.fmean(tail) if tail else float("nan")
     log(f"  rate {rate}/s: produced {achieved:.0f}/s, slope {lag_slope:+.0f} ev/s, tail lag {tail_lag:.0f}")
+    disturbed = spark_started_at() != spark_before
     t = time.monotonic()
     v = validate(root / run_id)
     drain_s = time.monotonic() - t
@@ -272,6 +319,7 @@ def e2e_step(root: Path, rate: int, warmup: float, window: float, probe: LagProb
         "producer_kept_rate": keeps_rate,
         "lag_flat": flat,
         "sustained": keeps_rate and flat and lossless,
+        "disturbed": disturbed,
         "loadavg": loadavg(),
     }
 
@@ -289,7 +337,13 @@ def bench_e2e(
             log(f"e2e step {len(steps) + 1}: {rate}/s for {warmup:.0f}+{window:.0f}s")
             step = e2e_step(root, rate, warmup, window, probe)
             steps.append(step)
-            if step["sustained"]:
+            if step["disturbed"]:
+                # Someone else restarted Spark during the step: it says nothing about the rate; retry once.
+                log("  Spark was restarted during the step (not by the bench): step retried")
+                if sum(1 for s in steps if s["rate"] == rate) < 2:
+                    queue.insert(0, rate)
+                continue
+            if step["sustained"] and not step["disturbed"]:
                 best = max(best, rate)
             else:
                 worst_fail = rate if worst_fail is None else min(worst_fail, rate)
@@ -312,7 +366,9 @@ def bench_e2e(
         probe.close()
     return {
         "sustained_eps": best,
-        "first_failed_eps": min((s["rate"] for s in steps if not s["sustained"]), default=None),
+        "first_failed_eps": min(
+            (s["rate"] for s in steps if not s["sustained"] and not s["disturbed"]), default=None
+        ),
         "warmup_s": warmup,
         "window_s": window,
         "criterion": "producer >= 95% of the rate; lag slope <= 5% of the rate and mean lag over the last "
