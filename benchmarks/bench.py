@@ -233,6 +233,41 @@ def spark_started_at() -> str:
     return res.stdout.strip()
 
 
+def pipeline_ready() -> str | None:
+    """None when the Spark job runs the safe profile and reported progress in the last 15 s; else why not.
+
+    Other engineers switch the shared pipeline to unsafe profiles (append sink, failpoints, no
+    checkpoint): a measurement then says nothing about the safe pipeline."""
+    res = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}} {{json .Config.Env}}", "chaosbed-spark"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if res.returncode != 0:
+        return "no chaosbed-spark container"
+    running, env_json = res.stdout.strip().split(" ", 1)
+    if running != "true":
+        return "chaosbed-spark is not running"
+    env = dict(e.split("=", 1) for e in json.loads(env_json) if "=" in e)
+    if env.get("CHAOSBED_SINK_MODE", "upsert") != "upsert" or env.get("CHAOSBED_FAILPOINT"):
+        return f"Spark runs an unsafe profile (sink {env.get('CHAOSBED_SINK_MODE')}, failpoint set)"
+    if env.get("CHAOSBED_RESET_CHECKPOINT", "false").lower() == "true":
+        return "Spark runs an unsafe profile (checkpoint reset)"
+    with contextlib.closing(connect(DSN, what="sink")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM spark_progress WHERE reported_at > now() - interval '15 seconds'")
+        if not cur.fetchone()[0]:
+            return "the streaming query reported no progress in the last 15 s"
+    return None
+
+
+def wait_ready(timeout_s: float) -> None:
+    t0 = time.monotonic()
+    while (why := pipeline_ready()) is not None:
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError(f"pipeline not ready after {timeout_s:.0f}s: {why}")
+        log(f"waiting for the pipeline: {why}")
+        time.sleep(15)
+
+
 def validate(run_dir: Path, settle_timeout: float = 300) -> dict[str, Any]:
     drain(run_dir, timeout_s=settle_timeout)
     res = subprocess.run(
@@ -273,6 +308,7 @@ def bench_root(keep: bool) -> Iterator[Path]:
 def e2e_step(root: Path, rate: int, warmup: float, window: float, probe: LagProbe) -> dict[str, Any]:
     run_id = f"bench-e2e-{rate}-{uuid.uuid4().hex[:6]}"
     out = (root / f"{run_id}.log").open("w")
+    wait_ready(600)
     spark_before = spark_started_at()
     proc = subprocess.Popen(
         produce_cmd(root, run_id, rate, warmup + window), cwd=REPO, stdout=out, stderr=out
@@ -296,7 +332,7 @@ def e2e_step(root: Path, rate: int, warmup: float, window: float, probe: LagProb
     tail = [lag for t, lag in measured if t >= warmup + window * 2 / 3]
     tail_lag = statistics.fmean(tail) if tail else float("nan")
     log(f"  rate {rate}/s: produced {achieved:.0f}/s, slope {lag_slope:+.0f} ev/s, tail lag {tail_lag:.0f}")
-    disturbed = spark_started_at() != spark_before
+    disturbed = spark_started_at() != spark_before or pipeline_ready() is not None
     t = time.monotonic()
     v = validate(root / run_id)
     drain_s = time.monotonic() - t
@@ -382,11 +418,14 @@ def bench_e2e(
 
 def bench_latency(root: Path, rate: int, seconds: float, warmup: float) -> dict[str, Any]:
     run_id = f"bench-lat-{rate}-{uuid.uuid4().hex[:6]}"
+    wait_ready(600)
+    spark_before = spark_started_at()
     with (root / f"{run_id}.log").open("w") as out:
         subprocess.run(
             produce_cmd(root, run_id, rate, warmup + seconds),
             cwd=REPO, stdout=out, stderr=out, timeout=warmup + seconds + 120, check=True,
         )  # fmt: skip
+    disturbed = spark_started_at() != spark_before or pipeline_ready() is not None
     v = validate(root / run_id)
     state = load_ledger(root / run_id)
     start_ms = min(s.start_ms for s in state.sessions) + int(warmup * 1000)
@@ -402,6 +441,7 @@ def bench_latency(root: Path, rate: int, seconds: float, warmup: float) -> dict[
         "rate": rate,
         "seconds": seconds,
         "warmup_excluded_s": warmup,
+        "disturbed": disturbed,
         "run_id": run_id,
         "rows": int(n),
         "p50_ms": round(pct[0], 1),
@@ -425,6 +465,7 @@ def fault_class(kind: str, target: str) -> str:
 def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
     run_id = f"bench-rec-{uuid.uuid4().hex[:6]}"
     run_dir = root / run_id
+    wait_ready(600)
     plan = subprocess.run(
         [PY, "-m", "tools", "chaos", "plan", "-s", str(scenario)], cwd=REPO, capture_output=True, text=True,
         check=True,
