@@ -256,6 +256,13 @@ def pipeline_ready() -> str | None:
         cur.execute("SELECT count(*) FROM spark_progress WHERE reported_at > now() - interval '15 seconds'")
         if not cur.fetchone()[0]:
             return "the streaming query reported no progress in the last 15 s"
+    probe = LagProbe()
+    try:
+        lag = probe.lag()
+    finally:
+        probe.close()
+    if lag is None or lag > 20_000:
+        return f"the sink is catching up a backlog (consumer lag {lag})"
     return None
 
 
