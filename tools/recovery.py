@@ -110,17 +110,24 @@ def cadence(series: Sequence[SecondStats], start_sec: int, end_sec: int) -> int:
     return max([1, *gaps])
 
 
+def baseline_start_ms(first_fault_ms: int, params: RecoveryParams, run_start_ms: int | None = None) -> int:
+    """The baseline window starts baseline_s before the first fault, but not before the run."""
+    start = first_fault_ms - params.baseline_s * 1000
+    return start if run_start_ms is None else max(start, min(run_start_ms, first_fault_ms))
+
+
 def make_baseline(
     series: Sequence[SecondStats],
     p99_ms: float | None,
     rows: int,
     first_fault_ms: int,
     params: RecoveryParams,
+    run_start_ms: int | None = None,
 ) -> Baseline | None:
     """None when nothing was committed before the first fault (no baseline to recover to)."""
     if p99_ms is None or rows == 0:
         return None
-    start_ms = first_fault_ms - params.baseline_s * 1000
+    start_ms = baseline_start_ms(first_fault_ms, params, run_start_ms)
     return Baseline(
         p99_ms=p99_ms,
         threshold_ms=params.threshold_ms(p99_ms),

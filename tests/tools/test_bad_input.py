@@ -33,8 +33,8 @@ def make_run(root: Path, run_id: str = "r1", **kwargs: str) -> Path:
 def test_missing_run(tmp_path: Path, command: str) -> None:
     res = run_tools(command, tmp_path / "nope")
     assert_one_line_error(res.stderr, res.returncode, "no run at")
-    res = run_tools(command, "--run-dir", tmp_path, "--run-id", "nope")
-    assert_one_line_error(res.stderr, res.returncode, "no run at")
+    res = invoke(command, "--run-dir", tmp_path, "--run-id", "nope")
+    assert_one_line_error(res.stderr, res.exit_code, "no run at")
 
 
 def test_corrupt_ledger(tmp_path: Path, postgres_dsn: str) -> None:

@@ -8,6 +8,7 @@ from tools.recovery import (
     FaultWindow,
     RecoveryParams,
     SecondStats,
+    baseline_start_ms,
     cadence,
     make_baseline,
     recover_faults,
@@ -138,3 +139,13 @@ def test_summary_per_kind() -> None:
 
 def test_no_baseline_without_rows_before_the_first_fault() -> None:
     assert make_baseline([], None, 0, T0 * 1000, PARAMS) is None
+
+
+def test_baseline_window_is_clipped_to_the_run_start() -> None:
+    first = (T0 + 30) * 1000
+    assert baseline_start_ms(first, PARAMS) == (T0 - 30) * 1000
+    assert baseline_start_ms(first, PARAMS, run_start_ms=T0 * 1000) == T0 * 1000
+    assert baseline_start_ms(first, PARAMS, run_start_ms=(T0 - 500) * 1000) == (T0 - 30) * 1000
+    data = series([(0, 60, 100, 100)])
+    baseline = make_baseline(data, 100.0, 3000, first, PARAMS, run_start_ms=T0 * 1000)
+    assert baseline is not None and baseline.window_start_ms == T0 * 1000

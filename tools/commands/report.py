@@ -12,8 +12,6 @@ from tools import rundir
 from tools.errors import ToolError, one_line_errors
 from tools.pgconn import connect
 from tools.recovery import RecoveryParams
-from tools.report.data import gather
-from tools.report.render import write_report
 
 
 @one_line_errors
@@ -44,6 +42,10 @@ def report(
     ] = 60,
 ) -> None:
     """Render the run's resilience report (Markdown + PNG plots) from its own data only."""
+    # Imported here: matplotlib costs more than a second, which every other command would pay.
+    from tools.report.data import gather
+    from tools.report.render import write_report
+
     path = rundir.resolve(run, run_dir, run_id)
     info = rundir.load_run(path)
     params = RecoveryParams(hold_s=hold, baseline_s=baseline)

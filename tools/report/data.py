@@ -26,6 +26,7 @@ from tools.recovery import (
     KindSummary,
     RecoveryParams,
     SecondStats,
+    baseline_start_ms,
     make_baseline,
     recover_faults,
     summarize_by_kind,
@@ -272,9 +273,10 @@ def gather(
     recoveries: list[FaultRecovery] = []
     if faults and conn is not None:
         first = faults[0].window.start_ms
-        base = query_latency(conn, run["run_id"], table, first - params.baseline_s * 1000, first)
+        base_from = baseline_start_ms(first, params, start_ms)
+        base = query_latency(conn, run["run_id"], table, base_from, first)
         baseline = make_baseline(
-            series, base.p99_ms if base else None, base.rows if base else 0, first, params
+            series, base.p99_ms if base else None, base.rows if base else 0, first, params, start_ms
         )
         if baseline is None:
             notes.append("no rows were committed before the first fault: no baseline, recovery not measured")

@@ -85,7 +85,7 @@ def _traffic(data: ReportData) -> dict[str, Any]:
         "indeterminate": fmt_int(counts["indeterminate"]),
         "active": fmt_s(active_s),
         "ack_rate": fmt_rate(counts["acked"] / active_s) if active_s > 0 else NOT_MEASURED,
-        "peak_acks": fmt_rate(peak) if peak is not None else NOT_MEASURED,
+        "peak_acks": fmt_int(peak),
     }
 
 

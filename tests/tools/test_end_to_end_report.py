@@ -1,0 +1,99 @@
+"""A real run: producer at 1000/s, a sink emulator, the broker stopped for 6 s; then validate and report.
+
+Timing on a shared machine varies, so the assertions rest on what a stopped broker guarantees: no
+ack arrives while it is stopped, and the event produced as it stops cannot commit before it
+resumes (so, with the report's threshold below the pause, no recovery before the pause ends).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import signal
+import time
+from pathlib import Path
+
+import psycopg2
+from fixtures.cli import popen_tools, run_tools
+from fixtures.kafka import KafkaBroker
+from fixtures.sink import SinkEmulator
+
+from tools import ranges
+from tools.ledger import load_ledger
+
+PAUSE_S = 6.0
+
+
+def sink_count(dsn: str, run_id: str) -> int:
+    with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM events WHERE run_id = %s", (run_id,))
+        return int(cur.fetchone()[0])
+
+
+def wait_caught_up(dsn: str, run_dir: Path, at_least: int, timeout: float = 60) -> None:
+    """Until the sink holds at_least rows and lags the producer's acks by under a second of traffic."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (run_dir / "ledger.log").exists():
+            acked = ranges.total(load_ledger(run_dir).acked())
+            rows = sink_count(dsn, "e2e")
+            if rows >= at_least and acked - rows < 1000:
+                return
+        time.sleep(0.3)
+    raise AssertionError("the sink emulator did not catch up")
+
+
+def test_recovery_is_measured_on_a_real_run(
+    tmp_path: Path, kafka_broker: KafkaBroker, kafka_topic: str, fresh_pg_dsn: str
+) -> None:
+    run_dir = tmp_path / "e2e"
+    with SinkEmulator(kafka_broker.bootstrap, kafka_topic, fresh_pg_dsn) as sink:
+        proc = popen_tools(
+            "produce", "--run-id", "e2e", "--run-dir", tmp_path, "--bootstrap-servers",
+            kafka_broker.bootstrap, "--topic", kafka_topic, "--postgres-dsn", fresh_pg_dsn, "--rate", "1000",
+        )  # fmt: skip
+        try:
+            wait_caught_up(fresh_pg_dsn, run_dir, 4000)  # a steady baseline before the fault
+            assert kafka_broker.proc is not None
+            start_ms = time.time_ns() // 1_000_000
+            kafka_broker.proc.send_signal(signal.SIGSTOP)  # our own broker process
+            try:
+                time.sleep(PAUSE_S)
+            finally:
+                kafka_broker.proc.send_signal(signal.SIGCONT)
+            end_ms = time.time_ns() // 1_000_000
+            time.sleep(12)  # room after the pause for the pipeline to settle
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        fault = {
+            "fault_id": "pause-1", "kind": "pause", "target": "kafka", "params": {"duration": f"{PAUSE_S}s"},
+            "executor": "test", "start_ms": start_ms, "end_ms": end_ms, "outcome": "ok",
+        }  # fmt: skip
+        (run_dir / "timeline.jsonl").write_text(json.dumps(fault) + "\n")
+        wait_caught_up(fresh_pg_dsn, run_dir, ranges.total(load_ledger(run_dir).acked()))
+        assert sink.error is None, sink.error
+
+    res = run_tools("validate", run_dir, "--settle", "1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = run_tools("report", run_dir, "--hold", "3")
+    assert res.returncode == 0, res.stderr
+    text = (run_dir / "RESILIENCE_REPORT.md").read_text()
+    assert "**Verdict: VALID**" in text
+    assert "Spark progress: not measured in this run" in text  # no Spark here, and the report says so
+
+    # No ack can arrive from a stopped broker: the ledger shows the gap.
+    gap = re.search(r"^\| pause-1 \| pause \| [\d.,]+/s \| ([\d.]+) s \|", text, re.M)
+    assert gap and float(gap.group(1)) >= PAUSE_S - 1.0, text
+
+    threshold = re.search(r"recovery threshold ([\d,]+) ms; commit cadence ([\d.]+) s", text)
+    row = re.search(r"^\| pause-1 \| pause \| ([\d.]+) s \| (-?[\d.]+) s \|", text, re.M)
+    assert threshold and row, text
+    assert float(threshold.group(1).replace(",", "")) < PAUSE_S * 1000, "baseline too slow for this test"
+    recovery, after_heal = float(row.group(1)), float(row.group(2))
+    cadence = float(threshold.group(2))
+    assert recovery >= PAUSE_S - cadence - 1.0, text
+    assert after_heal >= -cadence - 1.0, text
+    assert recovery < (end_ms - start_ms) / 1000 + 12, text
