@@ -36,8 +36,17 @@ lint: ## ruff and ansible-lint
 bench: ## measure ceilings, max sustained rate, latency, recovery (benchmarks/results/); ARGS=--skip-...
 	$(PY) benchmarks/bench.py $(ARGS)
 
-test: ## lint, then every test against the real components
+test: ## lint, then every test against the real components (and the molecule subset)
 	$(MAKE) lint
 	$(BIN)/pytest -p no:cacheprovider tests
+	$(MAKE) molecule MOLECULE_SCENARIOS="$(MOLECULE_TEST_SCENARIOS)"
 
-.PHONY: help setup up chaos down lint test bench
+# Molecule scenarios (molecule/<name>): `systemd` installs the pipeline on five systemd "VMs" (the VM
+# target), `docker` runs every role of site.yml as a second pipeline on the local engine. `make test`
+# runs only the VM target (CI's time budget; the Docker target is covered by tests/pipeline/).
+MOLECULE_SCENARIOS ?= docker systemd
+MOLECULE_TEST_SCENARIOS ?= systemd
+molecule: ## molecule test for every scenario (MOLECULE_SCENARIOS="systemd" for one)
+	set -e; for s in $(MOLECULE_SCENARIOS); do PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$s; done
+
+.PHONY: help setup up chaos down lint test molecule bench
