@@ -214,7 +214,8 @@ def recover_faults(
         recovered_ms = None
         if rec_idx is not None:
             recovered_ms = max((first_sec + rec_idx) * 1000, fault.start_ms)
-        peak_end = (recovered_ms or data_end_ms) // 1000
+        # Worst latency while the fault was active and until it recovered.
+        peak_end = max(recovered_ms or data_end_ms, fault.end_ms or fault.start_ms) // 1000
         lo, hi = bisect_left(secs, math.floor(fault.start_ms / 1000)), bisect_right(secs, peak_end)
         p99s = [s.p99_ms for s in series[lo:hi] if s.p99_ms is not None]
         out.append(
@@ -228,6 +229,28 @@ def recover_faults(
                 peak_p99_ms=max(p99s) if p99s else None,
             )
         )
+    return out
+
+
+def overlaps(recoveries: Sequence[FaultRecovery]) -> dict[str, list[str]]:
+    """For each fault, the earlier faults still active or not yet recovered when it began: its
+    recovery time then includes their effect."""
+    out: dict[str, list[str]] = {}
+    for r in recoveries:
+        start = r.fault.start_ms
+        out[r.fault.fault_id] = [
+            e.fault.fault_id
+            for e in recoveries
+            if e is not r
+            and e.fault.start_ms <= start
+            and (e.fault.start_ms, e.fault.fault_id) < (start, r.fault.fault_id)
+            and (
+                e.fault.end_ms is None
+                or e.fault.end_ms > start
+                or e.recovered_at_ms is None
+                or e.recovered_at_ms > start
+            )
+        ]
     return out
 
 

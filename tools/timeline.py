@@ -12,6 +12,10 @@ from tools.recovery import FaultWindow
 from tools.rundir import ms_from_iso
 
 TIMELINE_FILE = "timeline.jsonl"
+# Outcomes of a fault that was applied (the chaos injector's vocabulary); "" = not recorded. Others
+# ("unsupported", "target-vanished", "failed: ...") mean it may not have been applied, or (failed
+# undo) may have stayed applied: such faults are shown but kept out of recovery statistics.
+APPLIED_OUTCOMES = frozenset({"ok", "interrupted", "restored-after-crash", ""})
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,10 @@ class Fault:
     executor: str
     outcome: str
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> bool:
+        return self.outcome in APPLIED_OUTCOMES
 
 
 def _ms(record: dict[str, Any], key: str) -> int | None:

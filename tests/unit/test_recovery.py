@@ -11,6 +11,7 @@ from tools.recovery import (
     baseline_start_ms,
     cadence,
     make_baseline,
+    overlaps,
     recover_faults,
     summarize_by_kind,
 )
@@ -149,3 +150,20 @@ def test_baseline_window_is_clipped_to_the_run_start() -> None:
     data = series([(0, 60, 100, 100)])
     baseline = make_baseline(data, 100.0, 3000, first, PARAMS, run_start_ms=T0 * 1000)
     assert baseline is not None and baseline.window_start_ms == T0 * 1000
+
+
+def test_overlapping_faults_are_named() -> None:
+    data = series([(0, 60, 100, 100), (60, 70, 100, 3000), (70, 200, 100, 100)])
+    faults = [
+        fault("a", "kill", 60.0, 62.0),  # recovers at 70
+        fault("b", "pause", 65.0, 66.0),  # a ended, but had not recovered yet
+        fault("c", "pause", 100.0, None),  # nothing open any more
+        fault("d", "kill", 150.0, 151.0),  # c never recorded an end
+    ]
+    assert overlaps(run(data, faults, end_s=200)) == {"a": [], "b": ["a"], "c": [], "d": ["c"]}
+
+
+def test_peak_latency_covers_the_fault_even_when_it_had_no_effect_at_first() -> None:
+    data = series([(0, 60, 100, 100), (60, 64, 100, 900), (64, 120, 100, 100)])  # below the threshold
+    (r,) = run(data, [fault("f1", "k", 60.0, 66.0)])
+    assert r.recovery_s == 0.0 and r.peak_p99_ms == 900

@@ -71,10 +71,15 @@ def write_timeline(run_dir: Path) -> None:
             "end": rundir.iso_from_ms(ms(101)),
             "outcome": "ok",
         },
-    ]
-    text = (
-        "".join(json.dumps(r) + "\n" for r in records) + '{"fault_id": "f3", "kind": "tor'
-    )  # torn by a crash
+        # Begins while f1 is active: its recovery includes f1's effect, and the report says so.
+        {"fault_id": "f0", "kind": "spark-pause", "target": "spark", "executor": "docker",
+         "start_ms": ms(62), "end_ms": ms(64), "outcome": "ok"},
+        # Never applied: shown, but kept out of the per-kind statistics.
+        {"fault_id": "f3", "kind": "netem delay", "target": "kafka-3", "executor": "docker",
+         "start_ms": ms(105), "end_ms": ms(105.5), "outcome": "unsupported"},
+    ]  # fmt: skip
+    torn = '{"fault_id": "f4", "kind": "tor'  # the injector was killed mid-write
+    text = "".join(json.dumps(r) + "\n" for r in records) + torn
     (run_dir / "timeline.jsonl").write_text(text)
 
 
@@ -169,7 +174,16 @@ def test_full_report_numbers_come_from_the_data(full_run: Path, fresh_pg_dsn: st
         )
         during = cur.fetchone()[0] / 10
     assert f"| f1 | kafka-outage | {during:,.1f}/s |" in chaos
-    assert "line 3 skipped" in text  # the torn timeline line is reported, not silently dropped
+    assert "line 5 skipped" in text  # the torn timeline line is reported, not silently dropped
+    assert "| f0 | spark-pause | 14.0 s | 12.0 s |" in recovery
+    assert "began before f1 ended or recovered: includes its effect |" in recovery
+    assert "| f3 | netem delay | 0.0 s |" in recovery
+    assert "outcome `unsupported`: may not have been applied; not in the per-kind statistics |" in recovery
+    assert "| netem delay |" not in recovery.split("Per fault kind")[1]
+    conclusion = section(text, "6. Conclusion")
+    assert "Recovery: 3 of 3 applied faults recovered within the run." in conclusion
+    assert "1 fault(s) with another outcome (possibly not applied) are not counted." in conclusion
+    assert "1 began before an earlier fault had recovered" in conclusion
     # Plots exist, are PNGs, and are linked relatively
     for name in ("throughput.png", "latency.png", "recovery_time.png"):
         assert (full_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

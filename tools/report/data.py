@@ -28,6 +28,7 @@ from tools.recovery import (
     SecondStats,
     baseline_start_ms,
     make_baseline,
+    overlaps,
     recover_faults,
     summarize_by_kind,
 )
@@ -86,7 +87,8 @@ class ReportData:
     spark: SparkSummary | None
     baseline: Baseline | None
     recoveries: list[FaultRecovery]
-    kinds: list[KindSummary]
+    kinds: list[KindSummary]  # over applied faults only (Fault.applied)
+    overlapping: dict[str, list[str]]
     effects: dict[str, FaultEffect]
     ack_series: list[tuple[int, int]]  # (epoch second, acks recorded in that second)
     start_ms: int
@@ -305,7 +307,8 @@ def gather(
         spark=spark,
         baseline=baseline,
         recoveries=recoveries,
-        kinds=summarize_by_kind(recoveries),
+        kinds=summarize_by_kind([r for r, f in zip(recoveries, faults, strict=False) if f.applied]),
+        overlapping=overlaps([r for r, f in zip(recoveries, faults, strict=False) if f.applied]),
         effects=fault_effects(faults, series, ledger, end_ms),
         ack_series=ack_series(ledger) if ledger else [],
         start_ms=start_ms,

@@ -81,7 +81,7 @@ def plot_throughput(
     ax.set_xlabel("seconds since run start")
     ax.set_ylabel("events per second")
     ax.set_title("Throughput")
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # outside: never over data
     return _save(fig, out_dir / THROUGHPUT_PNG)
 
 
@@ -110,7 +110,7 @@ def plot_latency(
     ax.set_xlabel("seconds since run start")
     ax.set_ylabel("end-to-end latency (ms, per second of commit)")
     ax.set_title("End-to-end latency (committed_at - produced_at)")
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # outside: never over data
     return _save(fig, out_dir / LATENCY_PNG)
 
 

@@ -118,9 +118,21 @@ def _faults(data: ReportData) -> list[dict[str, str]]:
     return rows
 
 
+def _recovery_note(data: ReportData, fault_id: str, outcome: str, applied: bool) -> str:
+    if not applied:
+        return f"outcome `{outcome}`: may not have been applied; not in the per-kind statistics"
+    earlier = data.overlapping.get(fault_id, [])
+    if earlier:
+        whose = "its" if len(earlier) == 1 else "their"
+        return f"began before {', '.join(earlier)} ended or recovered: includes {whose} effect"
+    return ""
+
+
 def _recoveries(data: ReportData) -> list[dict[str, str]]:
     rows = []
+    faults = {f.window.fault_id: f for f in data.faults}
     for r in data.recoveries:
+        fault = faults[r.fault.fault_id]
         rows.append(
             {
                 "id": r.fault.fault_id,
@@ -131,6 +143,7 @@ def _recoveries(data: ReportData) -> list[dict[str, str]]:
                 else ("no end recorded" if r.recovered else "-"),
                 "recovered_at": iso_from_ms(r.recovered_at_ms) if r.recovered_at_ms is not None else "-",
                 "peak_p99": fmt_ms(r.peak_p99_ms),
+                "note": _recovery_note(data, r.fault.fault_id, fault.outcome, fault.applied),
             }
         )
     return rows
@@ -157,8 +170,17 @@ def _conclusion(data: ReportData) -> list[str]:
     elif not data.recoveries:
         lines.append(f"Recovery time: {NOT_MEASURED} (no baseline or no sink data).")
     else:
-        done = sum(1 for r in data.recoveries if r.recovered)
-        lines.append(f"Recovery: {done} of {len(data.recoveries)} faults recovered within the run.")
+        applied = {f.window.fault_id for f in data.faults if f.applied}
+        counted = [r for r in data.recoveries if r.fault.fault_id in applied]
+        done = sum(1 for r in counted if r.recovered)
+        line = f"Recovery: {done} of {len(counted)} applied faults recovered within the run."
+        skipped = len(data.recoveries) - len(counted)
+        if skipped:
+            line += f" {skipped} fault(s) with another outcome (possibly not applied) are not counted."
+        overlapped = sum(1 for r in counted if data.overlapping.get(r.fault.fault_id))
+        if overlapped:
+            line += f" {overlapped} began before an earlier fault had recovered (see section 3)."
+        lines.append(line)
         for k in data.kinds:
             if k.recovered:
                 lines.append(
