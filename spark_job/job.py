@@ -78,6 +78,15 @@ def crash_once(marker: str) -> None:
     os._exit(137)
 
 
+def failpoint_fires(failpoint: str, rows: list[tuple], inserted: int) -> bool:
+    """`crash-after-commit` fires on any written batch; `crash-after-commit:<run id>` only on one
+    holding that run's events, so that other traffic cannot trigger it."""
+    kind, _, run_id = failpoint.partition(":")
+    if kind != "crash-after-commit" or inserted == 0:
+        return False
+    return not run_id or any(row[0] == run_id for row in rows)
+
+
 # In the container's own filesystem: survives `docker start`, not a recreated container.
 FAILPOINT_MARKER = "/tmp/chaosbed-failpoint-fired"
 
@@ -96,7 +105,7 @@ def make_batch_writer(sink: PostgresSink, failpoint: str = "") -> Callable[[Data
             " (replay skipped)" if result.replayed else "",
             (time.monotonic() - started) * 1000,
         )
-        if failpoint == "crash-after-commit" and result.inserted > 0:
+        if failpoint_fires(failpoint, rows, result.inserted):
             crash_once(FAILPOINT_MARKER)
 
     return write_batch

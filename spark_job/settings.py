@@ -28,8 +28,8 @@ class Settings:
     sink_retry_seconds: float
     # unsafe-offsets profile: forget the checkpoint at every start.
     reset_checkpoint: bool
-    # Test failpoint: "crash-after-commit" kills the driver once, right after the sink
-    # committed a batch and before Spark's commit log records it (a replay is certain).
+    # Test failpoint: "crash-after-commit[:<run id>]" kills the driver once, right after the
+    # sink committed a batch (of that run) and before Spark's commit log records it.
     failpoint: str
 
     @classmethod

@@ -1,0 +1,119 @@
+"""The checker must catch what a known-unsafe configuration does, and pass the safe one.
+
+Deterministic: the Spark job's `crash-after-commit` failpoint kills the driver right
+after the sink committed a batch and before Spark's commit log recorded it, so the
+restarted job is certain to replay that batch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, Pipeline, run_playbook
+
+TOOLS = str(Path(sys.executable).parent / "tools")
+
+
+def provision(*extra: str) -> None:
+    result = run_playbook("playbooks/site.yml", *extra)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def tools(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TOOLS, *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def wait_for_exit(pipeline: Pipeline, service: str, timeout: float = 180) -> int:
+    container = pipeline.container(service)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status == "exited":
+            return int(container.attrs["State"]["ExitCode"])
+        time.sleep(1)
+    raise AssertionError(f"{service} did not exit within {timeout}s (failpoint never fired)")
+
+
+def wait_for_progress_after_restart(pipeline: Pipeline, timeout: float = 300) -> None:
+    """The restarted query's first progress report: the re-executed batch is done by then."""
+    container = pipeline.container("spark")
+    container.reload()
+    started = container.attrs["State"]["StartedAt"]
+    deadline = time.monotonic() + timeout
+    with pipeline.connect() as conn, conn.cursor() as cur:
+        while time.monotonic() < deadline:
+            cur.execute("SELECT count(*) FROM spark_progress WHERE reported_at > %s::timestamptz", (started,))
+            if cur.fetchone()[0] > 0:
+                return
+            time.sleep(2)
+    raise AssertionError("the restarted Spark job reported no progress")
+
+
+def crash_and_replay(pipeline: Pipeline, runs: Path, profile: str, sink_table: str) -> dict:
+    """Arm the failpoint for a new run, produce, let it kill the driver after a commit, restart, validate."""
+    run_id = f"test-{profile}-{uuid.uuid4().hex[:6]}"
+    provision("-e", f"profile={profile}", "-e", f"spark_failpoint=crash-after-commit:{run_id}")
+    produced = tools(
+        "produce",
+        "--run-id",
+        run_id,
+        "--run-dir",
+        str(runs),
+        "--count",
+        "3000",
+        "--rate",
+        "0",
+        "--bootstrap-servers",
+        pipeline.bootstrap_servers,
+        "--topic",
+        pipeline.topic,
+        "--postgres-dsn",
+        pipeline.postgres_dsn,
+        "--profile",
+        profile,
+        "--sink-table",
+        sink_table,
+    )
+    assert produced.returncode == 0, produced.stderr
+    assert wait_for_exit(pipeline, "spark") == 137
+    pipeline.container("spark").start()
+    wait_for_progress_after_restart(pipeline)
+    checked = tools("validate", str(runs / run_id), "--json", "--settle", "10", "--settle-timeout", "300")
+    assert checked.returncode in (0, 1), checked.stderr
+    result = json.loads(checked.stdout)
+    result["exit_code"] = checked.returncode
+    return result
+
+
+@pytest.fixture
+def restore_safe_profile():
+    yield
+    provision()
+
+
+def test_unsafe_sink_replays_show_up_as_duplicates(
+    pipeline: Pipeline, tmp_path: Path, restore_safe_profile: None
+) -> None:
+    result = crash_and_replay(pipeline, tmp_path, "unsafe-sink", "events_append")
+    assert result["exit_code"] == 1
+    assert result["duplicate_count"] > 0
+    assert result["missing_count"] == 0
+    assert result["valid"] is False
+
+
+def test_safe_sink_absorbs_the_same_replay(
+    pipeline: Pipeline, tmp_path: Path, restore_safe_profile: None
+) -> None:
+    result = crash_and_replay(pipeline, tmp_path, "safe", "events")
+    assert result["exit_code"] == 0, result
+    assert result["duplicate_count"] == 0
+    assert result["missing_count"] == 0
+    assert result["acked_count"] == 3000
+    assert result["replays_absorbed"] >= 1
