@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import psycopg2
 import typer
 
 from tools import rundir
+from tools.commands.options import PostgresDsnOption, RunArgument, RunIdOption, RunsDirOption, SinkTableOption
 from tools.errors import ToolError, one_line_errors
 from tools.pgconn import connect
 from tools.recovery import RecoveryParams
@@ -16,23 +16,11 @@ from tools.recovery import RecoveryParams
 
 @one_line_errors
 def report(
-    run: Annotated[
-        Path | None, typer.Argument(help="Run directory, or a run id under --run-dir.", show_default=False)
-    ] = None,
-    run_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--run-dir",
-            "--runs-dir",
-            help="Root of run directories (default runs/).",
-            envvar="CHAOSBED_RUN_DIR",
-        ),
-    ] = None,
-    run_id: Annotated[str | None, typer.Option(help="Run id under --run-dir.")] = None,
-    postgres_dsn: Annotated[str | None, typer.Option(help="Sink DSN (default: from run.json).")] = None,
-    sink_table: Annotated[
-        str | None, typer.Option(help="events or events_append (default: from run.json).")
-    ] = None,
+    run: RunArgument = None,
+    run_dir: RunsDirOption = None,
+    run_id: RunIdOption = None,
+    postgres_dsn: PostgresDsnOption = None,
+    sink_table: SinkTableOption = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="Do not query PostgreSQL; sink sections read 'not measured'.")
     ] = False,

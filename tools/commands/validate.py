@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import psycopg2
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tools import rundir
+from tools.commands.options import PostgresDsnOption, RunArgument, RunIdOption, RunsDirOption, SinkTableOption
 from tools.errors import EXIT_FINDING, ToolError, one_line_errors
 from tools.ledger import load_ledger
 from tools.pgconn import connect
@@ -50,23 +50,11 @@ def _table(result: ValidationResult) -> Table:
 
 @one_line_errors
 def validate(
-    run: Annotated[
-        Path | None, typer.Argument(help="Run directory, or a run id under --run-dir.", show_default=False)
-    ] = None,
-    run_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--run-dir",
-            "--runs-dir",
-            help="Root of run directories (default runs/).",
-            envvar="CHAOSBED_RUN_DIR",
-        ),
-    ] = None,
-    run_id: Annotated[str | None, typer.Option(help="Run id under --run-dir.")] = None,
-    postgres_dsn: Annotated[str | None, typer.Option(help="Sink DSN (default: from run.json).")] = None,
-    sink_table: Annotated[
-        str | None, typer.Option(help="events or events_append (default: from run.json).")
-    ] = None,
+    run: RunArgument = None,
+    run_dir: RunsDirOption = None,
+    run_id: RunIdOption = None,
+    postgres_dsn: PostgresDsnOption = None,
+    sink_table: SinkTableOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     settle: Annotated[
         float,
