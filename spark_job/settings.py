@@ -25,6 +25,7 @@ class Settings:
     jars_dir: str
     fail_on_data_loss: bool
     poll_timeout_ms: int
+    fetch_max_wait_ms: int
     sink_retry_seconds: float
     # unsafe-offsets profile: forget the checkpoint at every start.
     reset_checkpoint: bool
@@ -51,6 +52,7 @@ class Settings:
             jars_dir=_env("CHAOSBED_SPARK_JARS", "/opt/spark-jars"),
             fail_on_data_loss=_env("CHAOSBED_FAIL_ON_DATA_LOSS", "true").lower() == "true",
             poll_timeout_ms=int(_env("CHAOSBED_POLL_TIMEOUT_MS", "30000")),
+            fetch_max_wait_ms=int(_env("CHAOSBED_FETCH_MAX_WAIT_MS", "10")),
             sink_retry_seconds=float(_env("CHAOSBED_SINK_RETRY_SECONDS", "3600")),
             reset_checkpoint=_env("CHAOSBED_RESET_CHECKPOINT", "false").lower() == "true",
             failpoint=_env("CHAOSBED_FAILPOINT", ""),
