@@ -214,3 +214,9 @@ def bed(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[Bed]:
         yield test_bed
     finally:
         test_bed.cleanup()
+
+
+@pytest.fixture(scope="session")
+def bed_type() -> type[Bed]:
+    """The Bed class, for fixtures of wider scope that build their own bed (test modules cannot import it)."""
+    return Bed

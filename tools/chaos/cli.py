@@ -24,20 +24,20 @@ from requests.exceptions import RequestException
 from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError, one_line_errors
 
 app = typer.Typer(
-    help="Inject faults with Pumba's vocabulary on the local Docker engine; always restore.",
+    help="Inject faults with Pumba's vocabulary into containers (and systemd hosts); always restore.",
     no_args_is_help=True,
     add_completion=False,
 )
 
 # Imports below the app so `tools.cli` can always import `app`, even while a module is broken.
 from tools.chaos import targets  # noqa: E402
-from tools.chaos.config import ChaosConfig  # noqa: E402
+from tools.chaos.config import RULE_COMMENT_PREFIX, ChaosConfig  # noqa: E402
 from tools.chaos.docker_executor import DockerExecutor  # noqa: E402
 from tools.chaos.dryrun import dry_run  # noqa: E402
 from tools.chaos.durations import DurationError, format_duration, format_offset, parse_duration  # noqa: E402
 from tools.chaos.faults import NETWORK_KINDS  # noqa: E402
 from tools.chaos.journal import JOURNAL_NAME, Journal  # noqa: E402
-from tools.chaos.outcome import is_failure  # noqa: E402
+from tools.chaos.outcome import FaultOutcome, is_failure  # noqa: E402
 from tools.chaos.pumba_executor import (  # noqa: E402
     PUMBA_ENV,
     PumbaExecutor,
@@ -46,9 +46,17 @@ from tools.chaos.pumba_executor import (  # noqa: E402
     pumba_argv,
 )
 from tools.chaos.restore import RestoreReport, RunLock, restore_all, restore_dir  # noqa: E402
+from tools.chaos.routing import RoutedExecutor  # noqa: E402
 from tools.chaos.runner import Runner  # noqa: E402
 from tools.chaos.scenario import Scenario, load_scenario, resolve_path  # noqa: E402
+from tools.chaos.systemd_executor import (  # noqa: E402
+    SystemdExecutor,
+    check_units,
+    check_vm_schedule,
+    sweep_host,
+)
 from tools.chaos.timeline import read_timeline  # noqa: E402
+from tools.chaos.vm_hosts import VmHost, load_hosts  # noqa: E402
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,6 +71,14 @@ DurationOpt = Annotated[
     typer.Option("--duration", help="Chaos phase length, Go syntax like 15m (overrides the file)."),
 ]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Skip the checks against the Docker engine.")]
+HostsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--hosts",
+        help="VM hosts file: these services are systemd units reached over SSH (playbooks/chaos.yml "
+        "writes it from the inventory).",
+    ),
+]
 
 
 def _load(scenario: str, seed: int | None, duration: str | None, cfg: ChaosConfig) -> Scenario:
@@ -81,9 +97,18 @@ def _faults(loaded: Scenario) -> list[Any]:
     return list({a.fault.index: a.fault for a in loaded.schedule.actions}.values())
 
 
-def _check_engine(loaded: Scenario, cfg: ChaosConfig) -> Any:
+def _hosts(path: Path | None) -> dict[str, VmHost]:
+    return load_hosts(path) if path is not None else {}
+
+
+def _check_engine(loaded: Scenario, cfg: ChaosConfig, hosts: dict[str, VmHost]) -> Any:
+    """Every target must exist: containers on the engine, units on their hosts (over SSH)."""
+    faults = _faults(loaded)
+    check_vm_schedule(faults, hosts, loaded.path)
     client = targets.connect()
-    targets.check_schedule(client, cfg, _faults(loaded), loaded.path)
+    on_engine = [f for f in faults if not set(f.targets) & set(hosts)]
+    targets.check_schedule(client, cfg, on_engine, loaded.path)
+    check_units(hosts, {t for f in faults for t in f.targets})
     return client
 
 
@@ -157,12 +182,15 @@ def validate_scenario(
     seed: SeedOpt = None,
     duration: DurationOpt = None,
     offline: OfflineOpt = False,
+    hosts_file: HostsOpt = None,
 ) -> None:
     """Validate a scenario file (and, unless --offline, its targets against the engine)."""
     cfg = ChaosConfig.from_env()
     loaded = _load(str(file), seed, duration, cfg)
+    hosts = _hosts(hosts_file)
+    check_vm_schedule(_faults(loaded), hosts, loaded.path)
     if not offline:
-        _check_engine(loaded, cfg)
+        _check_engine(loaded, cfg, hosts)
     typer.echo(
         f"ok: {file}: {len(loaded.schedule.actions)} faults over {format_duration(loaded.schedule.phase_ms)}"
     )
@@ -177,12 +205,15 @@ def plan(
     duration: DurationOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     offline: OfflineOpt = False,
+    hosts_file: HostsOpt = None,
 ) -> None:
     """Validate and print the schedule with offsets from the chaos phase start; touches nothing."""
     cfg = ChaosConfig.from_env()
     loaded = _load(scenario, seed, duration, cfg)
+    hosts = _hosts(hosts_file)
+    check_vm_schedule(_faults(loaded), hosts, loaded.path)
     if not offline:
-        _check_engine(loaded, cfg)
+        _check_engine(loaded, cfg, hosts)
     if as_json:
         doc = {
             "scenario": loaded.schedule.name,
@@ -279,22 +310,25 @@ def run(
     dry_run_: Annotated[
         bool, typer.Option("--dry-run", help="Resolve and print every call; change nothing.")
     ] = False,
+    hosts_file: HostsOpt = None,
 ) -> None:
     """Run a scenario in real time; writes chaos-journal.jsonl and timeline.jsonl; always restores."""
     cfg = ChaosConfig.from_env()
     loaded = _load(scenario, seed, duration, cfg)
+    hosts = _hosts(hosts_file)
     bin_path = _pumba_bin(executor, pumba_bin)
     if bin_path:
         _check_pumba(loaded, bin_path, cfg)
-    client = _check_engine(loaded, cfg)
+    client = _check_engine(loaded, cfg, hosts)
     _check_image(client, loaded, cfg)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = run_dir or cfg.runs_dir / f"{stamp}-{loaded.schedule.name}"
     run_id = _run_id(run_dir)
     if dry_run_:
-        for row in dry_run(client, cfg, loaded.schedule, run_id, bin_path):
+        for row in dry_run(client, cfg, loaded.schedule, run_id, bin_path, hosts):
             typer.echo(f"{format_offset(row['at_ms'])} {row['id']} {row['kind']} {row['target']}")
-            for call in [" ".join(row["call"])] if bin_path else row["call"]:
+            as_argv = bin_path and row.get("executor") != "systemd"
+            for call in [" ".join(row["call"])] if as_argv else row["call"]:
                 typer.echo(f"    {call}")
         return
     if (run_dir / JOURNAL_NAME).exists():
@@ -307,11 +341,13 @@ def run(
     if not lock.acquire():
         raise ToolError(f"{run_dir} is in use by pid {lock.holder()}", EXIT_BAD_INPUT)
     journal = Journal(run_dir)
-    chosen: PumbaExecutor | DockerExecutor = (
+    chosen: Any = (
         PumbaExecutor(client, cfg, run_id, bin_path, journal, run_dir)
         if bin_path
         else DockerExecutor(client, cfg, run_id)
     )
+    if hosts:
+        chosen = RoutedExecutor(chosen, SystemdExecutor(cfg, hosts))
     exit_code = _execute(
         Runner(client, cfg, loaded.schedule, chosen, run_dir, run_id, journal), journal, lock, run_dir
     )
@@ -335,6 +371,22 @@ def _print_report(report: RestoreReport) -> None:
         typer.echo(f"removed stray rule {rule}")
 
 
+def _sweep_hosts(hosts: dict[str, VmHost], reports: list[RestoreReport]) -> RestoreReport:
+    """Stray rules and drop-ins on every systemd host, except those of a run still in progress."""
+    active = tuple(f"{RULE_COMMENT_PREFIX}{_run_id(r.run_dir)}/" for r in reports if r.skipped_active)
+    sweep = RestoreReport(Path("systemd hosts"))
+    seen: set[tuple[str, int]] = set()
+    for host in hosts.values():
+        if (host.ssh_host, host.ssh_port) in seen:
+            continue
+        seen.add((host.ssh_host, host.ssh_port))
+        try:
+            sweep.rules_swept += sweep_host(host, active)
+        except FaultOutcome as exc:
+            sweep.failed.append((host.service, exc.detail))
+    return sweep
+
+
 @app.command("restore")
 @one_line_errors
 @engine_errors
@@ -343,13 +395,22 @@ def restore(
     all_runs: Annotated[
         bool, typer.Option("--all", help="Every run under the runs dir, leftover sidecars and stray rules.")
     ] = False,
+    hosts_file: Annotated[
+        Path | None,
+        typer.Option("--hosts", help="With --all: also sweep these systemd hosts (rules, drop-ins)."),
+    ] = None,
 ) -> None:
     """Undo everything chaos left applied (after a crash, SIGKILL included). Idempotent."""
     if (run_dir is None) == (not all_runs):
         raise ToolError("give exactly one of --run-dir DIR or --all", EXIT_BAD_INPUT)
+    if hosts_file is not None and not all_runs:
+        raise ToolError("--hosts goes with --all (a run's journal already names its hosts)", EXIT_BAD_INPUT)
     cfg = ChaosConfig.from_env()
+    hosts = _hosts(hosts_file)
     client = targets.connect()
     reports = restore_all(client, cfg) if all_runs else [restore_dir(client, cfg, run_dir or Path())]
+    if hosts:
+        reports.append(_sweep_hosts(hosts, reports))
     for report in reports:
         _print_report(report)
     if not any(

@@ -14,6 +14,7 @@ from tools.chaos.config import ChaosConfig, rule_comment
 from tools.chaos.durations import parse_duration
 from tools.chaos.faults import LIFECYCLE_KINDS
 from tools.chaos.outcome import FaultFailed, TargetVanished, Unsupported
+from tools.chaos.rules import insert_rules
 from tools.chaos.schedule import Action
 from tools.chaos.sidecar import Sidecar
 from tools.chaos.targets import Target
@@ -62,6 +63,12 @@ class DockerExecutor:
         self.run_id = run_id
         self._netem_lock = threading.Lock()
         self._netem_support: dict[bool, str | None] = {}  # needs prio -> None if supported, else why not
+
+    def route(self, service: str) -> DockerExecutor:
+        return self
+
+    def find(self, service: str) -> Target | None:
+        return targets.find(self.client, self.cfg, service)
 
     # --- before the intent is journaled: read-only (plus the throwaway netem probe) ------------------
 
@@ -226,19 +233,10 @@ class DockerExecutor:
             raise FaultFailed(f"container {cid[:12]} still running {seconds}s after SIGKILL")
 
     def _iptables(self, cid: str, fault_id: str, rules: list[list[str]], calls: list[str]) -> None:
-        applied: list[list[str]] = []
         with Sidecar(
             self.client, self.cfg, run_id=self.run_id, fault_id=fault_id, target_id=cid, calls=calls
         ) as sc:
-            try:
-                for rule in rules:
-                    sc.run(netfilter.insert_cmd(rule))
-                    applied.append(rule)
-            except FaultFailed:
-                # A failed setup leaves nothing behind: take back the rules that did go in.
-                for rule in reversed(applied):
-                    sc.run(netfilter.delete_cmd(rule), check=False)
-                raise
+            insert_rules(sc, rules)
 
     def _netem(
         self,

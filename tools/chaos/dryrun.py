@@ -16,6 +16,8 @@ from tools.chaos.durations import format_duration
 from tools.chaos.outcome import FaultFailed
 from tools.chaos.pumba_executor import pumba_argv
 from tools.chaos.schedule import Action, Schedule
+from tools.chaos.systemd_executor import planned_calls
+from tools.chaos.vm_hosts import VmHost
 
 
 def _docker_calls(action: Action, cid: str, fault_id: str, peer_ips: list[str]) -> list[str]:
@@ -63,10 +65,31 @@ def _docker_calls(action: Action, cid: str, fault_id: str, peer_ips: list[str]) 
 
 
 def dry_run(
-    client: docker.DockerClient, cfg: ChaosConfig, schedule: Schedule, run_id: str, pumba_bin: str | None
+    client: docker.DockerClient,
+    cfg: ChaosConfig,
+    schedule: Schedule,
+    run_id: str,
+    pumba_bin: str | None,
+    hosts: dict[str, VmHost] | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
+    hosts = hosts or {}
     for action in schedule.actions:
+        host = hosts.get(action.service)
+        if host is not None:
+            peers = [hosts[p].address for p in action.fault.params.get("peers", [])]
+            calls = planned_calls(action, host, action.fault_id(run_id), peers)
+            rows.append(
+                {
+                    "id": action.short_id,
+                    "at_ms": action.at_ms,
+                    "kind": action.kind,
+                    "target": host.label,
+                    "call": calls,
+                    "executor": "systemd",
+                }
+            )
+            continue
         target = targets.require(client, cfg, action.service)
         peer_ips: list[str] = []
         if action.kind == "iptables partition":

@@ -71,8 +71,10 @@ def pumba_partition_rules(interface: str, peer_ips: Sequence[str]) -> list[Rule]
     return [["INPUT", "-i", interface, "-s", f"{ip}/32", *drop] for ip in peer_ips]
 
 
-def insert_cmd(rule: Rule) -> list[str]:
-    return [*IPTABLES, "-I", *rule]
+def insert_cmd(rule: Rule, position: int | None = None) -> list[str]:
+    """`-I CHAIN [position] ...`; without a position the rule goes first, as Pumba inserts it."""
+    where = [rule[0], str(position)] if position is not None else [rule[0]]
+    return [*IPTABLES, "-I", *where, *rule[1:]]
 
 
 def delete_cmd(rule: Rule) -> list[str]:

@@ -157,6 +157,12 @@ class PumbaExecutor:
         self.docker = DockerExecutor(client, cfg, run_id)
         self._argv: dict[str, list[str]] = {}
 
+    def route(self, service: str) -> PumbaExecutor:
+        return self
+
+    def find(self, service: str) -> Target | None:
+        return self.docker.find(service)
+
     def argv_for(self, action: Action, target: Target, peer_ips: list[str] | None) -> list[str]:
         try:
             return pumba_argv(

@@ -18,10 +18,10 @@ from typing import IO, Any
 import docker
 from docker.errors import NotFound
 
-from tools.chaos import netfilter
 from tools.chaos.config import RULE_COMMENT_PREFIX, ChaosConfig
 from tools.chaos.journal import JOURNAL_NAME, Journal, now_ms, open_intents, pumba_processes, read_journal
 from tools.chaos.outcome import RESTORED_AFTER_CRASH, FaultFailed, FaultOutcome, TargetVanished
+from tools.chaos.rules import sweep_rules
 from tools.chaos.sidecar import Sidecar, remove_sidecars
 from tools.chaos.timeline import Timeline, line
 from tools.chaos.undo import undo
@@ -237,13 +237,7 @@ def _sweep_rules(client: docker.DockerClient, cfg: ChaosConfig, active: set[str]
             with Sidecar(
                 client, cfg, run_id="restore-sweep", fault_id="sweep", target_id=container.id, calls=calls
             ) as sidecar:
-                listing = sidecar.run(netfilter.LIST_CMD).stdout
-                for rule in netfilter.tagged_rules(listing):
-                    comment = rule[rule.index("--comment") + 1]
-                    if active_prefixes and comment.startswith(active_prefixes):
-                        continue
-                    sidecar.run(netfilter.delete_cmd(rule), check=False)
-                    swept.append(f"{container.name}: {comment}")
+                swept += [f"{container.name}: {c}" for c in sweep_rules(sidecar, active_prefixes)]
         except (FaultFailed, TargetVanished):
             continue  # stopped or vanished meanwhile: no netns, no rules
     return swept

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 import docker
 
-from tools.chaos import targets
 from tools.chaos.config import ChaosConfig
 from tools.chaos.journal import Journal, now_ms
 from tools.chaos.outcome import INTERRUPTED, OK, FaultFailed, FaultOutcome, TargetVanished
@@ -30,6 +29,12 @@ JOIN_POLL_S = 0.2
 
 class Executor(Protocol):
     name: str
+
+    def route(self, service: str) -> Executor:
+        """The executor that handles this service (a routed executor picks per service)."""
+        ...
+
+    def find(self, service: str) -> Target | None: ...
 
     def prepare(self, action: Action, target: Target, fault_id: str) -> dict[str, Any]: ...
 
@@ -118,11 +123,12 @@ class Runner:
         calls = self.calls.setdefault(fault_id, [])
         start = now_ms()
         target: Target | None = None
+        executor = self.executor.route(action.service)
         try:
-            target = targets.find(self.client, self.cfg, action.service)
+            target = executor.find(action.service)
             if target is None:
-                raise TargetVanished(f"no container for service {action.service!r} any more")
-            spec = self.executor.prepare(action, target, fault_id)
+                raise TargetVanished(f"no container or unit for service {action.service!r} any more")
+            spec = executor.prepare(action, target, fault_id)
             if spec.get("peers_missing"):
                 calls.append(f"peers down, nothing to cut off: {', '.join(spec['peers_missing'])}")
         except FaultOutcome as exc:
@@ -143,17 +149,17 @@ class Runner:
                 "container_id": target.container_id,
                 "container": target.name,
                 "params": action.fault.params,
-                "executor": self.executor.name,
-                "call": self.executor.call(fault_id) or [],
+                "executor": executor.name,
+                "call": executor.call(fault_id) or [],
                 "start_ms": start,
                 "undo": spec,
             }
         )
         outcome, detail = OK, ""
         try:
-            self.executor.apply(action, target, fault_id, spec, calls, self.stop)
+            executor.apply(action, target, fault_id, spec, calls, self.stop)
             self.journal.applied(fault_id, list(calls))
-            hold = self.executor.hold_ms(action)
+            hold = executor.hold_ms(action)
             if hold is None:
                 return  # held: the final restore pass reverts it and writes its line
             if self.stop.wait(hold / 1000):
@@ -188,7 +194,8 @@ class Runner:
     ) -> int:
         end = now_ms()
         extra: dict[str, Any] = {"name": action.fault.name, "at_ms": action.at_ms}
-        pumba_argv = self.executor.call(fault_id)
+        executor = self.executor.route(action.service)
+        pumba_argv = executor.call(fault_id)
         if pumba_argv is not None:
             extra["api_calls"] = list(calls)
         if detail:
@@ -200,7 +207,7 @@ class Runner:
                 target=action.service,
                 container=target.name if target else "",
                 params=action.fault.params,
-                executor=self.executor.name,
+                executor=executor.name,
                 call=pumba_argv if pumba_argv is not None else list(calls),
                 start_ms=start,
                 end_ms=end,

@@ -8,10 +8,12 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
-from tools.chaos import netem, netfilter
+from tools.chaos import netem
 from tools.chaos.config import ChaosConfig
 from tools.chaos.outcome import FaultFailed, TargetVanished
+from tools.chaos.rules import remove_rules
 from tools.chaos.sidecar import Sidecar
+from tools.chaos.systemd_executor import undo_on_host
 
 # Undo ops, as written in the journal's intent records:
 #   {"op": "start"}     start the container if chaos left it stopped (stop, kill, restart)
@@ -19,7 +21,9 @@ from tools.chaos.sidecar import Sidecar
 #   {"op": "iptables", "rules": [...], "comment": "chaosbed:<id>" | null}   delete the rules (loss, partition)
 #   {"op": "tc", "dev": "eth0", "cmds": [...]}   delete our root qdisc (netem)
 #   {"op": "none"}      nothing can be undone (rm)
-# Each also carries "container_id".
+# Each also carries "container_id". Faults on systemd hosts carry "host" (tools.chaos.systemd_executor):
+#   {"op": "unit", "unit": "kafka.service", "dropin": path}   SIGCONT, drop the drop-in, start if not active
+#   {"op": "host-iptables", "rules": [...], "comment": ...}   delete the rules over SSH
 
 
 def _state(client: docker.DockerClient, container_id: str) -> dict[str, Any]:
@@ -51,6 +55,9 @@ def undo(
     """Revert; raises TargetVanished when the container is gone, FaultFailed when the engine refuses."""
     op = spec["op"]
     cid = spec.get("container_id", "")
+    if "host" in spec:
+        undo_on_host(spec, calls)
+        return
     if op == "none":
         return
     state = _state(client, cid)
@@ -79,17 +86,3 @@ def undo(
                     sidecar.run(cmd)
         else:
             raise FaultFailed(f"unknown undo op {op!r} in the journal")
-
-
-def remove_rules(sidecar: Sidecar, rules: list[list[str]], comment: str | None) -> None:
-    """Delete the listed rules, then any rule still carrying our comment (duplicates, a crashed retry)."""
-    for rule in rules:
-        # Exit 1 = "Bad rule (does a matching rule exist?)": already gone.
-        result = sidecar.run(netfilter.delete_cmd(rule), check=False)
-        if result.exit_code not in (0, 1):
-            raise FaultFailed(f"iptables -D: {result.stderr.strip()}")
-    if comment is None:
-        return
-    listing = sidecar.run(netfilter.LIST_CMD).stdout
-    for rule in netfilter.tagged_rules(listing, comment):
-        sidecar.run(netfilter.delete_cmd(rule))

@@ -1,0 +1,365 @@
+"""The VM target's faults: systemd units and host iptables on real systemd "VMs", reached over real SSH.
+
+Two Debian containers boot systemd and sshd (chaosbed/debian-systemd, built by `make setup`) on a network
+of their own; the control host logs in with a key made for the test. Each VM runs throwaway units whose
+own restart policy (Restart=on-failure) would end a fault early if chaos did not hold it.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+from docker.errors import ImageNotFound
+from docker.models.containers import Container
+
+pytestmark = pytest.mark.docker
+
+VM_IMAGE = "chaosbed/debian-systemd:bookworm-1"
+UNITS = ("cb-kill", "cb-stop", "cb-pause", "cb-net")
+# Two processes per unit, so "every process of the unit" is observable.
+UNIT_TEXT = """[Unit]
+Description=chaosbed test unit
+[Service]
+ExecStart=/bin/sh -c 'sleep infinity & exec sleep infinity'
+Restart=on-failure
+RestartSec=1
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@dataclass
+class Vm:
+    container: Container
+    ip: str
+
+    def sh(self, script: str) -> tuple[int, str]:
+        code, out = self.container.exec_run(["bash", "-c", script])
+        return code, out.decode(errors="replace")
+
+    def active(self, unit: str) -> str:
+        return self.sh(f"systemctl show -p ActiveState --value {unit}")[1].strip()
+
+    def process_states(self, unit: str) -> set[str]:
+        """ps states (S sleeping, T stopped) of the unit's processes."""
+        group = self.sh(f"systemctl show -p ControlGroup --value {unit}")[1].strip()
+        code, out = self.sh(f"cat /sys/fs/cgroup/systemd{group}/cgroup.procs")
+        assert code == 0 and group, out
+        pids = out.split()
+        return {self.sh(f"ps -o stat= -p {pid}")[1].strip()[:1] for pid in pids}
+
+    def chaos_rules(self) -> list[str]:
+        return [ln for ln in self.sh("iptables -S")[1].splitlines() if "chaosbed:" in ln]
+
+    def dropins(self) -> list[str]:
+        return self.sh("ls /run/systemd/system/*.d/zz-chaosbed.conf 2>/dev/null")[1].split()
+
+    def probe(self, ip: str) -> int:
+        """Connect to a closed port of ip: 1 = refused (reachable), 124 = no answer (dropped)."""
+        return self.sh(f"timeout 2 bash -c 'exec 3<>/dev/tcp/{ip}/9'")[0]
+
+
+def _boot(client: docker.DockerClient, name: str, network: str, ns: str, pubkey: str) -> Vm:
+    container = client.containers.run(
+        VM_IMAGE,
+        "/lib/systemd/systemd",
+        name=name,
+        hostname=name,
+        labels={f"{ns}.probe": "true"},
+        network=network,
+        detach=True,
+        cap_add=["SYS_ADMIN", "NET_ADMIN"],
+        volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"}},
+        tmpfs={"/run": "", "/run/lock": ""},
+        environment={"container": "docker"},
+    )
+    container.reload()
+    vm = Vm(container, container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+    deadline = time.monotonic() + 90
+    while vm.sh("systemctl is-system-running")[1].strip() not in ("running", "degraded"):
+        assert time.monotonic() < deadline, "systemd did not boot in the VM container"
+        time.sleep(0.5)
+    units = "".join(f"cat > /etc/systemd/system/{u}.service <<'EOF'\n{UNIT_TEXT}EOF\n" for u in UNITS)
+    code, out = vm.sh(
+        "set -e; install -d -m 700 /root/.ssh; "
+        f"echo '{pubkey}' > /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys\n"
+        f"{units}systemctl daemon-reload; systemctl enable --now {' '.join(UNITS)} ssh"
+    )
+    assert code == 0, out
+    return vm
+
+
+@dataclass
+class VmBed:
+    bed: Any  # conftest's Bed: scenarios, the CLI, the journal
+    a: Vm
+    b: Vm
+    key: Path
+
+    def hosts_file(self, extra: dict | None = None) -> Path:
+        """Services: one per unit on VM a (svc-kill, ...), and `peer` (cb-net on VM b)."""
+        common = {"ssh_user": "root", "ssh_key": str(self.key)}
+        hosts = {f"svc-{u[3:]}": {"ssh_host": self.a.ip, "unit": u, **common} for u in UNITS}
+        hosts["peer"] = {"ssh_host": self.b.ip, "unit": "cb-net", **common}
+        hosts.update(extra or {})
+        path = self.bed.tmp / "hosts.yml"
+        doc = {"ssh_known_hosts": str(self.bed.tmp / "known_hosts"), "hosts": hosts}
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def assert_healthy(self) -> None:
+        for unit in UNITS:
+            assert self.a.active(unit) == "active", unit
+            assert self.a.process_states(unit) == {"S"}, unit
+        assert self.a.chaos_rules() == [] and self.b.chaos_rules() == []
+        assert self.a.dropins() == []
+
+
+@pytest.fixture(scope="module")
+def vms(
+    docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory, bed_type: Any
+) -> Iterator[VmBed]:
+    try:
+        docker_client.images.get(VM_IMAGE)
+    except ImageNotFound:
+        pytest.skip(f"{VM_IMAGE} is not on this engine (run make setup)")
+    uid = uuid.uuid4().hex[:8]
+    tmp = tmp_path_factory.mktemp("vms")
+    key = tmp / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    network = docker_client.networks.create(f"cbt{uid}", labels={f"io.cbt{uid}.managed": "true"})
+    bed = bed_type(docker_client, uid, tmp, network)
+    pubkey = (tmp / "id_ed25519.pub").read_text().strip()
+    try:
+        a = _boot(docker_client, f"cbt{uid}-vm-a", network.name, bed.ns, pubkey)
+        b = _boot(docker_client, f"cbt{uid}-vm-b", network.name, bed.ns, pubkey)
+        yield VmBed(bed, a, b, key)
+    finally:
+        bed.cleanup()
+
+
+@pytest.fixture
+def vmbed(vms: VmBed, tmp_path: Path) -> Iterator[VmBed]:
+    vms.bed.tmp = tmp_path  # runs, scenarios and hosts files of this test only
+    yield vms
+    # Whatever a test did, the next one starts from healthy units.
+    for unit in UNITS:
+        vms.a.sh(
+            f"rm -rf /run/systemd/system/{unit}.service.d; systemctl daemon-reload; "
+            f"systemctl kill -s SIGCONT --kill-whom=all {unit}; systemctl reset-failed {unit}; "
+            f"systemctl start {unit}"
+        )
+    vms.a.sh("iptables -F INPUT")
+    vms.b.sh("iptables -F INPUT")
+
+
+def test_lifecycle_faults_hold_against_the_restart_policy_and_restore(vmbed: VmBed) -> None:
+    hosts = vmbed.hosts_file()
+    path = vmbed.bed.scenario(
+        "- {kind: kill, target: svc-kill, at: 0s, restart_after: 5s}\n"
+        "- {kind: stop, target: svc-stop, at: 0s, time: 2, restart: true, duration: 5s}\n"
+        "- {kind: pause, target: svc-pause, at: 0s, duration: 5s}\n"
+    )
+    run_dir = vmbed.bed.runs_dir / "life"
+    proc = vmbed.bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir), "--hosts", str(hosts))
+    vmbed.bed.wait_applied(run_dir, 3, proc)
+    a = vmbed.a
+    # RestartSec=1: without the chaos drop-in, systemd would have started them again by now.
+    time.sleep(2)
+    assert a.active("cb-kill") in ("failed", "inactive")
+    assert a.active("cb-stop") == "inactive"
+    assert len(a.dropins()) == 2
+    assert a.process_states("cb-pause") == {"T"}  # both processes stopped, not only the main one
+    assert a.active("cb-pause") == "active"
+
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    vmbed.assert_healthy()
+    lines = {line["target"]: line for line in vmbed.bed.timeline(run_dir)}
+    assert {t: line["outcome"] for t, line in lines.items()} == dict.fromkeys(
+        ("svc-kill", "svc-stop", "svc-pause"), "ok"
+    )
+    kill = lines["svc-kill"]
+    assert kill["executor"] == "systemd" and kill["container"] == f"cb-kill.service@{a.ip}"
+    assert any("systemctl kill --signal=SIGKILL --kill-whom=all cb-kill.service" in c for c in kill["call"])
+    assert any("systemctl start cb-kill.service" in c for c in kill["call"])
+    stop = lines["svc-stop"]
+    assert any("TimeoutStopSec=2" in c for c in stop["call"])
+    assert 5.0 <= (kill["end_ms"] - kill["start_ms"]) / 1000 < 15
+
+
+def test_loss_and_partition_on_hosts_keep_ssh_open(vmbed: VmBed) -> None:
+    a, b = vmbed.a, vmbed.b
+    assert b.probe(a.ip) == 1 and a.probe(b.ip) == 1
+    hosts = vmbed.hosts_file()
+    path = vmbed.bed.scenario(
+        "- {kind: iptables partition, target: svc-net, peers: [peer], at: 0s, duration: 6s}\n"
+        "- {kind: iptables loss, target: peer, at: 0s, duration: 6s, probability: 1.0}\n"
+        "- {kind: netem delay, target: svc-net, at: 0s, duration: 3s, time: 100}\n"
+    )
+    run_dir = vmbed.bed.runs_dir / "net"
+    proc = vmbed.bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir), "--hosts", str(hosts))
+    vmbed.bed.wait_applied(run_dir, 2, proc)
+    assert b.probe(a.ip) == 124  # a is cut off from its peer b
+    assert a.probe(b.ip) == 124  # and b drops everything arriving...
+    ssh = subprocess.run(  # ...except SSH, so the fault can always be undone
+        [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-i",
+            str(vmbed.key),
+            "-o",
+            "ConnectTimeout=3",
+            f"root@{b.ip}",
+            "true",
+        ],
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert ssh.returncode == 0, ssh.stderr
+    [accept, *drops] = a.chaos_rules()
+    assert "--dport 22" in accept and "-j ACCEPT" in accept
+    assert drops == [f'-A INPUT -s {b.ip}/32 -i eth0 -m comment --comment "chaosbed:net/01-svc-net" -j DROP']
+
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert a.chaos_rules() == [] and b.chaos_rules() == []
+    assert b.probe(a.ip) == 1 and a.probe(b.ip) == 1
+    outcomes = {line["kind"]: line["outcome"] for line in vmbed.bed.timeline(run_dir)}
+    assert outcomes == {"iptables partition": "ok", "iptables loss": "ok", "netem delay": "unsupported"}
+
+
+def test_sigkill_of_the_injector_then_restore_from_the_journal_alone(vmbed: VmBed) -> None:
+    hosts = vmbed.hosts_file()
+    path = vmbed.bed.scenario(
+        "- {kind: kill, target: svc-kill, at: 0s, restart_after: 60s}\n"
+        "- {kind: stop, target: svc-stop, at: 0s, time: 1}\n"
+        "- {kind: pause, target: svc-pause, at: 0s, duration: 60s}\n"
+        "- {kind: iptables partition, target: svc-net, peers: [peer], at: 0s, duration: 60s}\n"
+    )
+    run_dir = vmbed.bed.runs_dir / "crash"
+    proc = vmbed.bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir), "--hosts", str(hosts))
+    vmbed.bed.wait_applied(run_dir, 4, proc)
+    vmbed.bed.kill_hard(proc)
+    assert proc.returncode == -signal.SIGKILL
+    a = vmbed.a
+    time.sleep(1.5)  # past RestartSec: the drop-in still holds them down
+    assert a.active("cb-kill") != "active" and a.active("cb-stop") == "inactive"
+    assert a.process_states("cb-pause") == {"T"} and len(a.chaos_rules()) == 2
+
+    hosts.unlink()  # the journal carries every host and unit: no hosts file needed to restore
+    first = vmbed.bed.cli("restore", "--run-dir", str(run_dir))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("restored-after-crash") == 4
+    vmbed.assert_healthy()
+    again = vmbed.bed.cli("restore", "--run-dir", str(run_dir))
+    assert again.returncode == 0 and "nothing to restore" in again.stdout
+
+
+def test_restore_all_sweeps_stray_rules_and_dropins_on_hosts(vmbed: VmBed) -> None:
+    a = vmbed.a
+    # What a run whose journal was lost would leave: a tagged rule, a unit held down by a drop-in.
+    a.sh("iptables -I INPUT -p udp --dport 9 -m comment --comment chaosbed:lost/01-x -j DROP")
+    a.sh(
+        "mkdir -p /run/systemd/system/cb-stop.service.d && printf '[Service]\\nRestart=no\\n' "
+        "> /run/systemd/system/cb-stop.service.d/zz-chaosbed.conf && systemctl daemon-reload && "
+        "systemctl stop cb-stop"
+    )
+    assert a.active("cb-stop") == "inactive"
+    result = vmbed.bed.cli("restore", "--all", "--hosts", str(vmbed.hosts_file()))
+    assert result.returncode == 0, result.stderr
+    assert "chaosbed:lost/01-x" in result.stdout and "drop-in of cb-stop.service" in result.stdout
+    vmbed.assert_healthy()
+
+
+def test_dry_run_prints_the_ssh_command_lines_and_changes_nothing(vmbed: VmBed) -> None:
+    path = vmbed.bed.scenario("- {kind: kill, target: svc-kill, at: 0s, restart_after: 5s}\n")
+    result = vmbed.bed.cli("run", "--scenario", str(path), "--dry-run", "--hosts", str(vmbed.hosts_file()))
+    assert result.returncode == 0, result.stderr
+    assert f"ssh root@{vmbed.a.ip}:22 systemctl kill --signal=SIGKILL --kill-whom=all cb-kill.service" in (
+        result.stdout
+    )
+    vmbed.assert_healthy()
+
+
+@pytest.mark.parametrize(
+    ("scenario", "hosts_extra", "message"),
+    [
+        ("- {kind: rm, target: svc-kill, at: 0s, confirm: true}\n", None, "rm has no systemd counterpart"),
+        (
+            "- {kind: kill, target: ghost, at: 0s}\n",
+            {"ghost": {"ssh_host": "{a}", "unit": "nope", "ssh_user": "root", "ssh_key": "{key}"}},
+            "target ghost: no unit nope.service on",
+        ),
+        (
+            "- {kind: kill, target: far, at: 0s}\n",
+            {
+                "far": {
+                    "ssh_host": "{a}",
+                    "ssh_port": 2222,
+                    "unit": "x",
+                    "ssh_user": "root",
+                    "ssh_key": "{key}",
+                }
+            },
+            "target far: ssh root@",
+        ),
+        (
+            "- {kind: iptables partition, target: svc-net, peers: [nocontainer], at: 0s, duration: 5s}\n",
+            None,
+            "must both be systemd hosts or both containers",
+        ),
+    ],
+)
+def test_refused_before_anything_is_touched(vmbed: VmBed, scenario: str, hosts_extra, message: str) -> None:
+    if hosts_extra:
+        text = yaml.safe_dump(hosts_extra).replace("'{a}'", vmbed.a.ip).replace("'{key}'", str(vmbed.key))
+        hosts_extra = yaml.safe_load(text)
+    path = vmbed.bed.scenario(scenario)
+    result = vmbed.bed.cli("run", "--scenario", str(path), "--hosts", str(vmbed.hosts_file(hosts_extra)))
+    assert result.returncode == 2, result
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    vmbed.assert_healthy()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hosts: [a]\n", "expected a mapping with 'hosts:"),
+        ("hosts: {k: {unit: kafka}}\n", "host 'k': 'ssh_host' is required"),
+        ("hosts: {k: {ssh_host: h, unit: kafka, colour: red}}\n", "unknown key(s) colour"),
+        ("hosts: {k: {ssh_host: h, unit: 'ka fka'}}\n", "is not a systemd unit name"),
+        ("hosts: {k: {ssh_host: h, unit: kafka, ssh_port: 0}}\n", "ssh_port must be a port number"),
+        ("hosts: {k: {ssh_host: h, unit: kafka, ssh_key: /nonexistent/key}}\n", "does not exist"),
+        ("hosts: {k: [\n", "invalid YAML"),
+    ],
+)
+def test_bad_hosts_files_are_one_line_errors(bed: Any, text: str, message: str) -> None:
+    hosts = bed.tmp / "hosts.yml"
+    hosts.write_text(text)
+    path = bed.scenario("- {kind: kill, target: k, at: 0s}\n")
+    result = bed.cli("plan", "--scenario", str(path), "--offline", "--hosts", str(hosts))
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_restore_refuses_hosts_without_all(bed: Any) -> None:
+    result = bed.cli("restore", "--run-dir", str(bed.tmp), "--hosts", str(bed.tmp / "h.yml"))
+    assert result.returncode == 2 and "--hosts goes with --all" in result.stderr
