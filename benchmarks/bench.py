@@ -644,7 +644,17 @@ def spark_settings() -> dict[str, str]:
     )  # fmt: skip
     if res.returncode != 0:
         return {}
-    keep = ("MAX_OFFSETS", "TRIGGER", "MASTER", "DRIVER_MEMORY", "POLL_TIMEOUT", "FETCH_MAX_WAIT", "SINK_MODE")
+    keep = (
+        "MAX_OFFSETS",
+        "TRIGGER",
+        "MASTER",
+        "DRIVER_MEMORY",
+        "POLL_TIMEOUT",
+        "FETCH_MAX_WAIT",
+        "REQUEST_TIMEOUT",
+        "API_TIMEOUT",
+        "SINK_MODE",
+    )
     env = [e.split("=", 1) for e in json.loads(res.stdout)]
     return {k.removeprefix("CHAOSBED_"): v for k, v in env if any(x in k for x in keep)}
 

@@ -58,8 +58,17 @@ def events_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         # A broker holds a fetch with too little data for up to this long; Kafka's 500 ms default
         # stretched every micro-batch by most of a second.
         .option("kafka.fetch.max.wait.ms", settings.fetch_max_wait_ms)
-        .option("kafka.request.timeout.ms", "10000")
-        .option("kafka.default.api.timeout.ms", "30000")
+        # A paused or killed leader: give up on its silent connection after `request_timeout_ms` (a fetch
+        # answers in milliseconds otherwise), reconnect within a second, and ask for the new leader.
+        .option("kafka.request.timeout.ms", settings.request_timeout_ms)
+        .option("kafka.socket.connection.setup.timeout.ms", "1000")
+        .option("kafka.socket.connection.setup.timeout.max.ms", "3000")
+        # The driver's offset lookup (AdminClient listOffsets) retries a silent leader until this runs out,
+        # measured here: a paused controller+leader held a micro-batch 10 s. Give up sooner and let Spark
+        # retry with a fresh client, which finds the new leader; 40 tries keep ~80 s before the query fails.
+        .option("kafka.default.api.timeout.ms", settings.api_timeout_ms)
+        .option("fetchOffset.numRetries", "40")
+        .option("fetchOffset.retryIntervalMs", "100")
         .load()
     )
     event = F.from_json(F.col("value").cast("string"), EVENT_SCHEMA)

@@ -45,7 +45,9 @@ class ProgressRecorder(StreamingQueryListener):
         progress = event.progress  # type: ignore[attr-defined]
         self.last_batch_id, self.name = progress.batchId, progress.name
         # Where a batch's time goes (addBatch = our sink, walCommit/commitOffsets = the checkpoint).
-        log.info("batch %s: %s rows, durations %s", progress.batchId, progress.numInputRows, progress.durationMs)
+        log.info(
+            "batch %s: %s rows, durations %s", progress.batchId, progress.numInputRows, progress.durationMs
+        )
         source = progress.sources[0] if progress.sources else None
         row = (
             str(progress.id),

@@ -26,6 +26,8 @@ class Settings:
     fail_on_data_loss: bool
     poll_timeout_ms: int
     fetch_max_wait_ms: int
+    request_timeout_ms: int
+    api_timeout_ms: int
     sink_retry_seconds: float
     # unsafe-offsets profile: forget the checkpoint at every start.
     reset_checkpoint: bool
@@ -38,6 +40,10 @@ class Settings:
         mode = _env("CHAOSBED_SINK_MODE", "upsert")
         if mode not in ("upsert", "append"):
             raise SystemExit(f"error: CHAOSBED_SINK_MODE must be upsert or append, not {mode!r}")
+        request_ms = int(_env("CHAOSBED_KAFKA_REQUEST_TIMEOUT_MS", "2000"))
+        api_ms = int(_env("CHAOSBED_KAFKA_API_TIMEOUT_MS", "2000"))
+        if api_ms < request_ms:  # the Kafka clients refuse it, and the query would never start
+            raise SystemExit("error: CHAOSBED_KAFKA_API_TIMEOUT_MS must be >= ..._REQUEST_TIMEOUT_MS")
         return cls(
             bootstrap_servers=_env("CHAOSBED_BOOTSTRAP_SERVERS", "kafka-1:19092,kafka-2:19092,kafka-3:19092"),
             topic=_env("CHAOSBED_TOPIC", "events"),
@@ -53,6 +59,8 @@ class Settings:
             fail_on_data_loss=_env("CHAOSBED_FAIL_ON_DATA_LOSS", "true").lower() == "true",
             poll_timeout_ms=int(_env("CHAOSBED_POLL_TIMEOUT_MS", "30000")),
             fetch_max_wait_ms=int(_env("CHAOSBED_FETCH_MAX_WAIT_MS", "10")),
+            request_timeout_ms=request_ms,
+            api_timeout_ms=api_ms,
             sink_retry_seconds=float(_env("CHAOSBED_SINK_RETRY_SECONDS", "3600")),
             reset_checkpoint=_env("CHAOSBED_RESET_CHECKPOINT", "false").lower() == "true",
             failpoint=_env("CHAOSBED_FAILPOINT", ""),

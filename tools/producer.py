@@ -26,7 +26,10 @@ from tools.progress import ProducerStats, Progress
 BASE_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable.idempotence": True,
-    "socket.timeout.ms": 10000,
+    # A paused or cut-off leader answers nothing: retry elsewhere after 3 s, when the controller has
+    # fenced it (broker.session.timeout.ms 3000) and its partitions have new leaders.
+    "socket.timeout.ms": 3000,
+    "socket.connection.setup.timeout.ms": 3000,
     "reconnect.backoff.max.ms": 1000,
     "linger.ms": 5,
     "message.timeout.ms": 300000,
