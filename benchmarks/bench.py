@@ -234,10 +234,27 @@ def spark_started_at() -> str:
 
 
 def pipeline_ready() -> str | None:
-    """None when the Spark job runs the safe profile and reported progress in the last 15 s; else why not.
+    """None when the Spark job runs the safe profile, reported progress in the last 15 s and has no
+    backlog; else why not. Checked before a step: it must start from a steady pipeline."""
+    why = spark_profile_problem()
+    if why is not None:
+        return why
+    probe = LagProbe()
+    try:
+        lag = probe.lag()
+    finally:
+        probe.close()
+    if lag is None or lag > 20_000:
+        return f"the sink is catching up a backlog (consumer lag {lag})"
+    return None
+
+
+def spark_profile_problem() -> str | None:
+    """Why the Spark job's measurements would not be the safe pipeline's, or None.
 
     Other engineers switch the shared pipeline to unsafe profiles (append sink, failpoints, no
-    checkpoint): a measurement then says nothing about the safe pipeline."""
+    checkpoint): a measurement then says nothing about the safe pipeline. Checked after a step too,
+    where a backlog is the step's own result (an overloaded rate), not a disturbance."""
     res = subprocess.run(
         ["docker", "inspect", "-f", "{{.State.Running}} {{json .Config.Env}}", "chaosbed-spark"],
         capture_output=True, text=True, check=False,
@@ -256,13 +273,6 @@ def pipeline_ready() -> str | None:
         cur.execute("SELECT count(*) FROM spark_progress WHERE reported_at > now() - interval '15 seconds'")
         if not cur.fetchone()[0]:
             return "the streaming query reported no progress in the last 15 s"
-    probe = LagProbe()
-    try:
-        lag = probe.lag()
-    finally:
-        probe.close()
-    if lag is None or lag > 20_000:
-        return f"the sink is catching up a backlog (consumer lag {lag})"
     return None
 
 
@@ -339,7 +349,7 @@ def e2e_step(root: Path, rate: int, warmup: float, window: float, probe: LagProb
     tail = [lag for t, lag in measured if t >= warmup + window * 2 / 3]
     tail_lag = statistics.fmean(tail) if tail else float("nan")
     log(f"  rate {rate}/s: produced {achieved:.0f}/s, slope {lag_slope:+.0f} ev/s, tail lag {tail_lag:.0f}")
-    disturbed = spark_started_at() != spark_before or pipeline_ready() is not None
+    disturbed = spark_started_at() != spark_before or spark_profile_problem() is not None
     t = time.monotonic()
     v = validate(root / run_id)
     drain_s = time.monotonic() - t
@@ -382,7 +392,7 @@ def bench_e2e(
             steps.append(step)
             if step["disturbed"]:
                 # Someone else restarted Spark during the step: it says nothing about the rate; retry once.
-                log("  Spark was restarted during the step (not by the bench): step retried")
+                log("  Spark was restarted or switched to an unsafe profile during the step: step retried")
                 if sum(1 for s in steps if s["rate"] == rate) < 2:
                     queue.insert(0, rate)
                 continue
@@ -432,7 +442,7 @@ def bench_latency(root: Path, rate: int, seconds: float, warmup: float) -> dict[
             produce_cmd(root, run_id, rate, warmup + seconds),
             cwd=REPO, stdout=out, stderr=out, timeout=warmup + seconds + 120, check=True,
         )  # fmt: skip
-    disturbed = spark_started_at() != spark_before or pipeline_ready() is not None
+    disturbed = spark_started_at() != spark_before or spark_profile_problem() is not None
     v = validate(root / run_id)
     state = load_ledger(root / run_id)
     start_ms = min(s.start_ms for s in state.sessions) + int(warmup * 1000)
