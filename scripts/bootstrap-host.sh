@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the control host needs before Python and Ansible can take over:
 # a venv-capable python3, Java and Maven (Kafka/Spark jars are resolved here),
-# PostgreSQL server binaries (tests start throwaway servers), mmdebstrap.
+# PostgreSQL server binaries (tests start throwaway servers), mmdebstrap, and the OpenSSH client
+# (chaos on the VM target, and its tests, reach systemd hosts over SSH).
 set -euo pipefail
 need=()
 command -v mvn >/dev/null || need+=(maven)
@@ -9,6 +10,7 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v iptables >/dev/null || need+=(iptables)
+command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
