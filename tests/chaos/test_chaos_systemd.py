@@ -117,6 +117,17 @@ class VmBed:
         path.write_text(yaml.safe_dump(doc))
         return path
 
+    def start_run(self, name: str, scenario: str, applied: int) -> tuple[Any, Path, Path]:
+        """Start `tools chaos run --hosts` on a scenario; returns (process, run dir, hosts file) once
+        `applied` faults are in place."""
+        hosts = self.hosts_file()
+        path = self.bed.scenario(scenario)
+        run_dir = self.bed.runs_dir / name
+        args = ["run", "--scenario", str(path), "--run-dir", str(run_dir), "--hosts", str(hosts)]
+        proc = self.bed.spawn(*args)
+        self.bed.wait_applied(run_dir, applied, proc)
+        return proc, run_dir, hosts
+
     def assert_healthy(self) -> None:
         for unit in UNITS:
             assert self.a.active(unit) == "active", unit
@@ -164,15 +175,13 @@ def vmbed(vms: VmBed, tmp_path: Path) -> Iterator[VmBed]:
 
 
 def test_lifecycle_faults_hold_against_the_restart_policy_and_restore(vmbed: VmBed) -> None:
-    hosts = vmbed.hosts_file()
-    path = vmbed.bed.scenario(
+    proc, run_dir, _ = vmbed.start_run(
+        "life",
         "- {kind: kill, target: svc-kill, at: 0s, restart_after: 5s}\n"
         "- {kind: stop, target: svc-stop, at: 0s, time: 2, restart: true, duration: 5s}\n"
-        "- {kind: pause, target: svc-pause, at: 0s, duration: 5s}\n"
+        "- {kind: pause, target: svc-pause, at: 0s, duration: 5s}\n",
+        3,
     )
-    run_dir = vmbed.bed.runs_dir / "life"
-    proc = vmbed.bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir), "--hosts", str(hosts))
-    vmbed.bed.wait_applied(run_dir, 3, proc)
     a = vmbed.a
     # RestartSec=1: without the chaos drop-in, systemd would have started them again by now.
     time.sleep(2)
@@ -201,15 +210,13 @@ def test_lifecycle_faults_hold_against_the_restart_policy_and_restore(vmbed: VmB
 def test_loss_and_partition_on_hosts_keep_ssh_open(vmbed: VmBed) -> None:
     a, b = vmbed.a, vmbed.b
     assert b.probe(a.ip) == 1 and a.probe(b.ip) == 1
-    hosts = vmbed.hosts_file()
-    path = vmbed.bed.scenario(
+    proc, run_dir, _ = vmbed.start_run(
+        "net",
         "- {kind: iptables partition, target: svc-net, peers: [peer], at: 0s, duration: 6s}\n"
         "- {kind: iptables loss, target: peer, at: 0s, duration: 6s, probability: 1.0}\n"
-        "- {kind: netem delay, target: svc-net, at: 0s, duration: 3s, time: 100}\n"
+        "- {kind: netem delay, target: svc-net, at: 0s, duration: 3s, time: 100}\n",
+        2,
     )
-    run_dir = vmbed.bed.runs_dir / "net"
-    proc = vmbed.bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir), "--hosts", str(hosts))
-    vmbed.bed.wait_applied(run_dir, 2, proc)
     assert b.probe(a.ip) == 124  # a is cut off from its peer b
     assert a.probe(b.ip) == 124  # and b drops everything arriving...
     ssh = subprocess.run(  # ...except SSH, so the fault can always be undone
@@ -246,16 +253,14 @@ def test_loss_and_partition_on_hosts_keep_ssh_open(vmbed: VmBed) -> None:
 
 
 def test_sigkill_of_the_injector_then_restore_from_the_journal_alone(vmbed: VmBed) -> None:
-    hosts = vmbed.hosts_file()
-    path = vmbed.bed.scenario(
+    proc, run_dir, hosts = vmbed.start_run(
+        "crash",
         "- {kind: kill, target: svc-kill, at: 0s, restart_after: 60s}\n"
         "- {kind: stop, target: svc-stop, at: 0s, time: 1}\n"
         "- {kind: pause, target: svc-pause, at: 0s, duration: 60s}\n"
-        "- {kind: iptables partition, target: svc-net, peers: [peer], at: 0s, duration: 60s}\n"
+        "- {kind: iptables partition, target: svc-net, peers: [peer], at: 0s, duration: 60s}\n",
+        4,
     )
-    run_dir = vmbed.bed.runs_dir / "crash"
-    proc = vmbed.bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir), "--hosts", str(hosts))
-    vmbed.bed.wait_applied(run_dir, 4, proc)
     vmbed.bed.kill_hard(proc)
     assert proc.returncode == -signal.SIGKILL
     a = vmbed.a
