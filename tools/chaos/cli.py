@@ -188,8 +188,9 @@ def validate_scenario(
     cfg = ChaosConfig.from_env()
     loaded = _load(str(file), seed, duration, cfg)
     hosts = _hosts(hosts_file)
-    check_vm_schedule(_faults(loaded), hosts, loaded.path)
-    if not offline:
+    if offline:
+        check_vm_schedule(_faults(loaded), hosts, loaded.path)
+    else:
         _check_engine(loaded, cfg, hosts)
     typer.echo(
         f"ok: {file}: {len(loaded.schedule.actions)} faults over {format_duration(loaded.schedule.phase_ms)}"
@@ -211,8 +212,9 @@ def plan(
     cfg = ChaosConfig.from_env()
     loaded = _load(scenario, seed, duration, cfg)
     hosts = _hosts(hosts_file)
-    check_vm_schedule(_faults(loaded), hosts, loaded.path)
-    if not offline:
+    if offline:
+        check_vm_schedule(_faults(loaded), hosts, loaded.path)
+    else:
         _check_engine(loaded, cfg, hosts)
     if as_json:
         doc = {

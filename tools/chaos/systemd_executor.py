@@ -35,7 +35,7 @@ from tools.chaos.faults import NETEM_KINDS
 from tools.chaos.outcome import FaultFailed, TargetVanished, Unsupported
 from tools.chaos.rules import insert_rules, remove_rules, sweep_rules
 from tools.chaos.schedule import Action
-from tools.chaos.ssh import SshShell, remote_command
+from tools.chaos.ssh import DEFAULT_TIMEOUT_S, SshShell, remote_command
 from tools.chaos.targets import Target
 from tools.chaos.vm_hosts import VmHost
 from tools.errors import EXIT_BAD_INPUT, ToolError
@@ -119,7 +119,6 @@ class SystemdExecutor:
     def __init__(self, cfg: ChaosConfig, hosts: dict[str, VmHost]) -> None:
         self.cfg = cfg
         self.hosts = hosts
-        self._lock = threading.Lock()
 
     def route(self, service: str) -> SystemdExecutor:
         return self
@@ -184,18 +183,26 @@ class SystemdExecutor:
         kind, params, unit = action.kind, action.fault.params, host.unit
         if undo["op"] == "host-iptables":
             insert_rules(shell, undo["rules"], in_order=True)
-        elif kind == "pause":
-            shell.run(signal_cmd(unit, "SIGSTOP", "all"))
-        elif kind == "kill":
-            shell.run(write_dropin_cmd(unit, _dropin_text(None)))
-            whom = "all" if params["signal"] == "SIGKILL" else "main"
-            shell.run(signal_cmd(unit, params["signal"], whom))
-        elif kind == "stop":
-            shell.run(write_dropin_cmd(unit, _dropin_text(params["time"])))
-            shell.run(["systemctl", "stop", unit], timeout_s=2 * params["time"] + 60)
-        elif kind == "restart":
-            shell.run(write_dropin_cmd(unit, _dropin_text(params["timeout_s"])))
-            shell.run(["systemctl", "restart", unit], timeout_s=2 * params["timeout_s"] + 180)
+        else:
+            for cmd, timeout_s in lifecycle_cmds(kind, params, unit):
+                shell.run(cmd, timeout_s=timeout_s)
+
+
+def lifecycle_cmds(kind: str, params: dict[str, Any], unit: str) -> list[tuple[list[str], int]]:
+    """The command lines (and their timeouts) that apply a lifecycle fault; the dry run prints them."""
+    if kind == "pause":
+        return [(signal_cmd(unit, "SIGSTOP", "all"), DEFAULT_TIMEOUT_S)]
+    if kind == "kill":
+        whom = "all" if params["signal"] == "SIGKILL" else "main"
+        return [
+            (write_dropin_cmd(unit, _dropin_text(None)), DEFAULT_TIMEOUT_S),
+            (signal_cmd(unit, params["signal"], whom), DEFAULT_TIMEOUT_S),
+        ]
+    grace = params["time"] if kind == "stop" else params["timeout_s"]
+    return [
+        (write_dropin_cmd(unit, _dropin_text(grace)), DEFAULT_TIMEOUT_S),
+        (["systemctl", kind, unit], 2 * grace + 180),
+    ]
 
 
 def planned_calls(action: Action, host: VmHost, fault_id: str, peer_addresses: list[str]) -> list[str]:
@@ -208,19 +215,12 @@ def planned_calls(action: Action, host: VmHost, fault_id: str, peer_addresses: l
     def on_host(cmd: list[str]) -> str:
         return f"{where} {remote_command(host, cmd)}"
 
-    undo = [on_host(remove_dropin_cmd(unit)), on_host(["systemctl", "start", unit]) + " (if not active)"]
-    if kind == "pause":
-        stop_all, cont_all = signal_cmd(unit, "SIGSTOP", "all"), signal_cmd(unit, "SIGCONT", "all")
-        return [on_host(stop_all), wait, on_host(cont_all)]
-    if kind in ("kill", "stop", "restart"):
-        timeout = {"kill": None, "stop": params.get("time"), "restart": params.get("timeout_s")}[kind]
-        first = [on_host(write_dropin_cmd(unit, _dropin_text(timeout)))]
-        if kind == "kill":
-            whom = "all" if params["signal"] == "SIGKILL" else "main"
-            first.append(on_host(signal_cmd(unit, params["signal"], whom)))
-        else:
-            first.append(on_host(["systemctl", kind, unit]))
-        return [*first, wait, *undo]
+    if kind in ("kill", "stop", "restart", "pause"):
+        applied = [on_host(cmd) for cmd, _ in lifecycle_cmds(kind, params, unit)]
+        if kind == "pause":
+            return [*applied, wait, on_host(signal_cmd(unit, "SIGCONT", "all"))]
+        undo = [on_host(remove_dropin_cmd(unit)), on_host(["systemctl", "start", unit]) + " (if not active)"]
+        return [*applied, wait, *undo]
     comment = rule_comment(fault_id)
     interface = host.interface or params["interface"]
     if kind == "iptables loss":
