@@ -128,7 +128,9 @@ class Bed:
         return [ln for ln in self.rules(name).splitlines() if "chaosbed:" in ln]
 
     def sidecars(self) -> list[Container]:
-        return self.client.containers.list(all=True, filters={"label": f"{self.ns}.sidecar=true"})
+        return self.client.containers.list(
+            all=True, filters={"label": f"{self.ns}.sidecar=true"}, ignore_removed=True
+        )
 
     # --- the CLI --------------------------------------------------------------------------------
 
@@ -198,7 +200,9 @@ class Bed:
 
     def cleanup(self) -> None:
         for label in ("managed", "sidecar", "probe"):
-            for container in self.client.containers.list(all=True, filters={"label": f"{self.ns}.{label}"}):
+            for container in self.client.containers.list(
+                all=True, filters={"label": f"{self.ns}.{label}"}, ignore_removed=True
+            ):
                 with contextlib.suppress(NotFound):
                     container.remove(force=True)
         with contextlib.suppress(NotFound):

@@ -42,7 +42,7 @@ faults:
         state = bed.state(name)
         assert state["Running"] and not state["Paused"], name
     assert bed.state("r")["StartedAt"] != started_before
-    assert not bed.client.containers.list(all=True, filters={"name": f"{bed.prefix}x"})
+    assert not bed.client.containers.list(all=True, filters={"name": f"{bed.prefix}x"}, ignore_removed=True)
 
     lines = by_target(bed.timeline(run_dir))
     assert {str(t) for t in lines} == {"p", "k", "s", "sig", "r", "x", "held"}

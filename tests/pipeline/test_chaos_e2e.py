@@ -72,5 +72,7 @@ def test_nothing_is_left_stopped_paused_or_filtered(
         container.reload()
         assert container.status == "running", f"{service} is {container.status}"
         assert chaosbed_rules(pipeline, service) == [], service
-    sidecars = pipeline.docker.containers.list(all=True, filters={"label": "io.chaosbed.sidecar=true"})
+    sidecars = pipeline.docker.containers.list(
+        all=True, filters={"label": "io.chaosbed.sidecar=true"}, ignore_removed=True
+    )
     assert sidecars == []

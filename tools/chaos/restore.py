@@ -102,7 +102,9 @@ def _stop_pumba(client: docker.DockerClient, records: list[dict[str, Any]], repo
         report.pumba_stopped.append(pid)
     # Pumba's own sidecars (label com.gaiaadm.pumba.skip) in our targets' namespaces.
     targets = {f"container:{r['container_id']}" for r in open_intents(records)}
-    for container in client.containers.list(all=True, filters={"label": f"{PUMBA_SKIP_LABEL}=true"}):
+    for container in client.containers.list(
+        all=True, filters={"label": f"{PUMBA_SKIP_LABEL}=true"}, ignore_removed=True
+    ):
         if container.attrs.get("HostConfig", {}).get("NetworkMode") in targets:
             try:
                 container.remove(force=True)
@@ -203,7 +205,9 @@ def restore_all(client: docker.DockerClient, cfg: ChaosConfig) -> list[RestoreRe
         finally:
             lock.release()
     sweep = RestoreReport(cfg.runs_dir)
-    for container in client.containers.list(filters={"label": f"{cfg.sidecar_label}=true"}, all=True):
+    for container in client.containers.list(
+        filters={"label": f"{cfg.sidecar_label}=true"}, all=True, ignore_removed=True
+    ):
         if container.labels.get(cfg.run_label) not in active:
             try:
                 container.remove(force=True)
@@ -217,8 +221,11 @@ def restore_all(client: docker.DockerClient, cfg: ChaosConfig) -> list[RestoreRe
 
 def _pipeline_containers(client: docker.DockerClient, cfg: ChaosConfig) -> list[Any]:
     """Running chaos targets: labelled managed, or named with the prefix (sidecars excluded)."""
-    found = {c.id: c for c in client.containers.list(filters={"label": f"{cfg.managed_label}=true"})}
-    for container in client.containers.list(filters={"name": cfg.container_prefix}):
+    found = {
+        c.id: c
+        for c in client.containers.list(filters={"label": f"{cfg.managed_label}=true"}, ignore_removed=True)
+    }
+    for container in client.containers.list(filters={"name": cfg.container_prefix}, ignore_removed=True):
         named = (container.name or "").startswith(cfg.container_prefix)
         if named and cfg.sidecar_label not in container.labels:
             found.setdefault(container.id, container)

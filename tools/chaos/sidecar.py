@@ -138,7 +138,7 @@ def remove_sidecars(client: docker.DockerClient, cfg: ChaosConfig, run_id: str |
     if run_id is not None:
         labels.append(f"{cfg.run_label}={run_id}")
     removed = []
-    for container in client.containers.list(all=True, filters={"label": labels}):
+    for container in client.containers.list(all=True, filters={"label": labels}, ignore_removed=True):
         try:
             container.remove(force=True)
             removed.append(container.name or container.id or "")

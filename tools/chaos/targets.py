@@ -49,7 +49,9 @@ def _as_target(service: str, container: Container) -> Target:
 def find(client: docker.DockerClient, cfg: ChaosConfig, service: str) -> Target | None:
     """The container of one service, running or not; None when there is none."""
     matches = client.containers.list(
-        all=True, filters={"label": [f"{cfg.service_label}={service}", f"{cfg.managed_label}=true"]}
+        all=True,
+        filters={"label": [f"{cfg.service_label}={service}", f"{cfg.managed_label}=true"]},
+        ignore_removed=True,
     )
     if len(matches) > 1:
         names = ", ".join(sorted(c.name or "" for c in matches))
