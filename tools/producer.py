@@ -30,6 +30,9 @@ BASE_CONFIG: dict[str, Any] = {
     # fenced it (broker.session.timeout.ms 3000) and its partitions have new leaders.
     "socket.timeout.ms": 3000,
     "socket.connection.setup.timeout.ms": 3000,
+    # Produce requests have their own timeout (librdkafka: 30 s): without this a frozen leader holds
+    # every in-flight batch until it thaws, however soon its partitions have new leaders.
+    "request.timeout.ms": 3000,
     "reconnect.backoff.max.ms": 1000,
     "linger.ms": 5,
     "message.timeout.ms": 300000,

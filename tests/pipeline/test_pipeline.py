@@ -6,6 +6,8 @@ import json
 import time
 import uuid
 
+import psycopg2
+import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -102,3 +104,31 @@ def test_site_is_idempotent(pipeline: Pipeline) -> None:
     changed = recap_changed(result.stdout)
     assert changed, result.stdout[-2000:]
     assert set(changed.values()) == {0}, changed
+
+
+def test_site_sets_this_checkouts_password_on_a_kept_volume(pipeline: Pipeline) -> None:
+    # As if the data volume came from another checkout: the role's password is not ours any more.
+    other = uuid.uuid4().hex
+    exit_code, output = pipeline.container("postgres").exec_run(
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-U",
+            "chaosbed",
+            "-d",
+            "postgres",
+            "-c",
+            f"ALTER ROLE chaosbed PASSWORD '{other}'",
+        ],
+        user="postgres",
+    )
+    assert exit_code == 0, output
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        pipeline.connect().close()
+    result = run_playbook("playbooks/site.yml", "--limit", "localhost,postgres")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert recap_changed(result.stdout)["postgres"] == 1, result.stdout[-2000:]
+    with pipeline.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM events")
+        assert cur.fetchone() is not None

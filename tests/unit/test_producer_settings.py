@@ -15,6 +15,7 @@ def test_defaults_follow_the_research_recommendation() -> None:
     # 3 s, not the research's 10 s: a killed leader's partitions move after its 3 s session timeout, and
     # the producer should follow then (benchmarks/README.md, 2026-12-01); still far above a normal ack.
     assert config["socket.timeout.ms"] == 3000 and config["socket.connection.setup.timeout.ms"] == 3000
+    assert config["request.timeout.ms"] == 3000  # produce requests: librdkafka defaults to 30 s
     assert config["reconnect.backoff.max.ms"] == 1000
     assert config["linger.ms"] == 5 and config["message.timeout.ms"] == 300000
     assert config["queue.buffering.max.messages"] >= 600_000
