@@ -30,8 +30,14 @@ EVENT_SCHEMA = StructType(
 
 def build_session(settings: Settings) -> SparkSession:
     jars = sorted(glob.glob(os.path.join(settings.jars_dir, "*.jar")))
+    builder = SparkSession.builder
+    if os.path.isfile(settings.cds_archive):
+        # Classes mapped from the image's archive instead of loaded and verified one by one; a JDK or
+        # classpath that does not match it only costs a warning (-Xshare:auto).
+        cds = f"-XX:SharedArchiveFile={settings.cds_archive}"
+        builder = builder.config("spark.driver.extraJavaOptions", cds)
     return (
-        SparkSession.builder.appName("chaosbed-events")
+        builder.appName("chaosbed-events")
         # local[N,F]: F task attempts; plain local[N] never retries a failed task.
         .master(settings.master)
         .config("spark.driver.memory", settings.driver_memory)

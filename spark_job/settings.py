@@ -23,6 +23,8 @@ class Settings:
     master: str
     driver_memory: str
     jars_dir: str
+    # The image's class-data-sharing archive (not there on the VM target: the driver starts without it).
+    cds_archive: str
     fail_on_data_loss: bool
     poll_timeout_ms: int
     fetch_max_wait_ms: int
@@ -40,7 +42,7 @@ class Settings:
         mode = _env("CHAOSBED_SINK_MODE", "upsert")
         if mode not in ("upsert", "append"):
             raise SystemExit(f"error: CHAOSBED_SINK_MODE must be upsert or append, not {mode!r}")
-        request_ms = int(_env("CHAOSBED_KAFKA_REQUEST_TIMEOUT_MS", "2000"))
+        request_ms = int(_env("CHAOSBED_KAFKA_REQUEST_TIMEOUT_MS", "1000"))
         api_ms = int(_env("CHAOSBED_KAFKA_API_TIMEOUT_MS", "2000"))
         if api_ms < request_ms:  # the Kafka clients refuse it, and the query would never start
             raise SystemExit("error: CHAOSBED_KAFKA_API_TIMEOUT_MS must be >= ..._REQUEST_TIMEOUT_MS")
@@ -56,6 +58,7 @@ class Settings:
             master=_env("CHAOSBED_SPARK_MASTER", "local[2,4]"),
             driver_memory=_env("CHAOSBED_DRIVER_MEMORY", "1g"),
             jars_dir=_env("CHAOSBED_SPARK_JARS", "/opt/spark-jars"),
+            cds_archive=_env("CHAOSBED_SPARK_CDS_ARCHIVE", "/opt/spark-cds/spark.jsa"),
             fail_on_data_loss=_env("CHAOSBED_FAIL_ON_DATA_LOSS", "true").lower() == "true",
             poll_timeout_ms=int(_env("CHAOSBED_POLL_TIMEOUT_MS", "30000")),
             fetch_max_wait_ms=int(_env("CHAOSBED_FETCH_MAX_WAIT_MS", "10")),

@@ -111,7 +111,9 @@ class PostgresSink:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg2.connect(
                 self.dsn,
-                connect_timeout=3,
+                # libpq's minimum: a connection attempt that began while PostgreSQL was away is given
+                # up sooner after it returns (its address answers nothing until the container is back).
+                connect_timeout=2,
                 keepalives=1,
                 keepalives_idle=5,
                 keepalives_interval=2,

@@ -27,7 +27,7 @@ BASE_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable.idempotence": True,
     # A paused or cut-off leader answers nothing: retry elsewhere after 3 s, when the controller has
-    # fenced it (broker.session.timeout.ms 3000) and its partitions have new leaders.
+    # fenced it (broker.session.timeout.ms 2000) and its partitions have new leaders.
     "socket.timeout.ms": 3000,
     "socket.connection.setup.timeout.ms": 3000,
     # Produce requests have their own timeout (librdkafka: 30 s): without this a frozen leader holds

@@ -132,3 +132,12 @@ def test_site_sets_this_checkouts_password_on_a_kept_volume(pipeline: Pipeline) 
     with pipeline.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM events")
         assert cur.fetchone() is not None
+
+
+def test_spark_driver_maps_the_class_data_archive(pipeline: Pipeline) -> None:
+    # The image's CDS archive is in use only if the driver JVM mapped it: a mismatch falls back silently.
+    script = "for p in /proc/[0-9]*; do grep -qx java $p/comm 2>/dev/null && grep -c spark.jsa $p/maps; done"
+    exit_code, output = pipeline.container("spark").exec_run(["sh", "-c", script])
+    counts = [int(n) for n in output.decode().split()]
+    assert exit_code == 0 and counts, output
+    assert all(n > 0 for n in counts), output
