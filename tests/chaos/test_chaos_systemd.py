@@ -24,7 +24,11 @@ from docker.models.containers import Container
 
 pytestmark = pytest.mark.docker
 
-VM_IMAGE = "chaosbed/debian-systemd:bookworm-1"
+_VERSIONS = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "playbooks/group_vars/all/versions.yml").read_text()
+)
+# The image make setup builds (roles/images: tagged <suite>-<revision>), not a copy of its tag.
+VM_IMAGE = "chaosbed/debian-systemd:{chaosbed_debian_suite}-{chaosbed_image_revision}".format(**_VERSIONS)
 UNITS = ("cb-kill", "cb-stop", "cb-pause", "cb-net")
 # Two processes per unit, so "every process of the unit" is observable.
 UNIT_TEXT = """[Unit]
@@ -143,7 +147,7 @@ def vms(
     try:
         docker_client.images.get(VM_IMAGE)
     except ImageNotFound:
-        pytest.skip(f"{VM_IMAGE} is not on this engine (run make setup)")
+        pytest.fail(f"{VM_IMAGE} is not on this engine (run make setup)")
     uid = uuid.uuid4().hex[:8]
     tmp = tmp_path_factory.mktemp("vms")
     key = tmp / "id_ed25519"
