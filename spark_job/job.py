@@ -19,6 +19,9 @@ from spark_job.sink import PostgresSink
 
 log = logging.getLogger("chaosbed.job")
 
+# When this process began running the job (module import): start-up phases are logged against it.
+PROCESS_STARTED = time.monotonic()
+
 EVENT_SCHEMA = StructType(
     [
         StructField("run_id", StringType()),
@@ -28,20 +31,31 @@ EVENT_SCHEMA = StructType(
 )
 
 
-def build_session(settings: Settings) -> SparkSession:
+def build_session(
+    settings: Settings, app_name: str = "chaosbed-events", java_options: str | None = None
+) -> SparkSession:
+    """The job's session. `java_options` replaces the driver's JVM options (the image build passes the
+    class-data dump option); by default the image's archive is used when it is there."""
     jars = sorted(glob.glob(os.path.join(settings.jars_dir, "*.jar")))
     builder = SparkSession.builder
-    if os.path.isfile(settings.cds_archive):
+    if settings.master.startswith("local"):
+        # One JVM runs driver and tasks: the jars go on its class path, where the application class
+        # loader reads them (the class-data archive can hold only such classes) and no task has to copy
+        # them first. Executors elsewhere need spark.jars, which ships them.
+        builder = builder.config("spark.driver.extraClassPath", os.pathsep.join(jars))
+    else:
+        builder = builder.config("spark.jars", ",".join(jars))
+    if java_options is None and os.path.isfile(settings.cds_archive):
         # Classes mapped from the image's archive instead of loaded and verified one by one; a JDK or
-        # classpath that does not match it only costs a warning (-Xshare:auto).
-        cds = f"-XX:SharedArchiveFile={settings.cds_archive}"
-        builder = builder.config("spark.driver.extraJavaOptions", cds)
+        # class path that does not match it only costs a warning (-Xshare:auto).
+        java_options = f"-XX:SharedArchiveFile={settings.cds_archive}"
+    if java_options:
+        builder = builder.config("spark.driver.extraJavaOptions", java_options)
     return (
-        builder.appName("chaosbed-events")
+        builder.appName(app_name)
         # local[N,F]: F task attempts; plain local[N] never retries a failed task.
         .master(settings.master)
         .config("spark.driver.memory", settings.driver_memory)
-        .config("spark.jars", ",".join(jars))
         .config("spark.ui.enabled", "false")
         # The console progress bar is for terminals; in a service log it is noise and costs a thread.
         .config("spark.ui.showConsoleProgress", "false")
@@ -75,6 +89,7 @@ def events_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("kafka.default.api.timeout.ms", settings.api_timeout_ms)
         .option("fetchOffset.numRetries", "40")
         .option("fetchOffset.retryIntervalMs", "100")
+        .options(**{f"kafka.{name}": value for name, value in settings.kafka_options.items()})
         .load()
     )
     event = F.from_json(F.col("value").cast("string"), EVENT_SCHEMA)
@@ -144,6 +159,7 @@ def main() -> None:
         shutil.rmtree(settings.checkpoint)
     spark = build_session(settings)
     spark.sparkContext.setLogLevel("WARN")
+    log.info("Spark session up %.1f s after start", time.monotonic() - PROCESS_STARTED)
     spark.streams.addListener(ProgressRecorder(settings.postgres_dsn))
     sink = PostgresSink(settings.postgres_dsn, settings.sink_mode, settings.sink_retry_seconds)
     query = (
@@ -155,9 +171,10 @@ def main() -> None:
         .start()
     )
     log.info(
-        "streaming %s -> PostgreSQL (%s sink), checkpoint %s",
+        "streaming %s -> PostgreSQL (%s sink), checkpoint %s; query started %.1f s after start",
         settings.topic,
         settings.sink_mode,
         settings.checkpoint,
+        time.monotonic() - PROCESS_STARTED,
     )
     query.awaitTermination()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def _env(name: str, default: str) -> str:
@@ -36,6 +37,9 @@ class Settings:
     # Test failpoint: "crash-after-commit[:<run id>]" kills the driver once, right after the
     # sink committed a batch (of that run) and before Spark's commit log records it.
     failpoint: str
+    # Any other Kafka client setting, e.g. {"metadata.max.age.ms": "1000"}: set as `kafka.<name>` on the
+    # source, after (and over) the ones above.
+    kafka_options: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,4 +71,19 @@ class Settings:
             sink_retry_seconds=float(_env("CHAOSBED_SINK_RETRY_SECONDS", "3600")),
             reset_checkpoint=_env("CHAOSBED_RESET_CHECKPOINT", "false").lower() == "true",
             failpoint=_env("CHAOSBED_FAILPOINT", ""),
+            kafka_options=_kafka_options(_env("CHAOSBED_KAFKA_OPTIONS", "{}")),
         )
+
+
+def _kafka_options(text: str) -> dict[str, str]:
+    """CHAOSBED_KAFKA_OPTIONS: a JSON object of Kafka client settings (names without `kafka.`)."""
+    try:
+        options = json.loads(text)
+    except ValueError:
+        options = None
+    if not isinstance(options, dict):
+        raise SystemExit(f"error: CHAOSBED_KAFKA_OPTIONS must be a JSON object, not {text!r}")
+    return {
+        str(k).removeprefix("kafka."): str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in options.items()
+    }

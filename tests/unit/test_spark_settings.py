@@ -1,0 +1,29 @@
+"""The Spark job's settings from the environment: the Kafka client pass-through and its bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from spark_job.settings import Settings
+
+
+def test_kafka_options_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "CHAOSBED_KAFKA_OPTIONS",
+        '{"metadata.max.age.ms": 1000, "kafka.client.rack": "r1", "check.crcs": true}',
+    )
+    options = Settings.from_env().kafka_options
+    # Values become the strings Spark's DataStreamReader.option takes; a `kafka.` prefix is accepted once.
+    assert options == {"metadata.max.age.ms": "1000", "client.rack": "r1", "check.crcs": "true"}
+
+
+def test_kafka_options_default_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHAOSBED_KAFKA_OPTIONS", raising=False)
+    assert Settings.from_env().kafka_options == {}
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", '"metadata.max.age.ms=1000"'])
+def test_kafka_options_must_be_a_json_object(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv("CHAOSBED_KAFKA_OPTIONS", text)
+    with pytest.raises(SystemExit, match="CHAOSBED_KAFKA_OPTIONS must be a JSON object"):
+        Settings.from_env()

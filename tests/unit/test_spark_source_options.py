@@ -1,0 +1,56 @@
+"""The job's Kafka source as Spark plans it: the `spark_kafka_options` pass-through reaches the source and
+overrides a built-in setting, and in local mode the Kafka jars load from the driver's class path.
+
+A real local Spark session (no broker needed: planning a streaming source does not connect). The jars
+are the ones `make setup` resolved for the Spark image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from spark_job.job import build_session, events_stream
+from spark_job.settings import Settings
+
+JARS = Path(__file__).resolve().parents[2] / "build" / "images" / "spark" / "jars"
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    if not any(JARS.glob("spark-sql-kafka-*.jar")):
+        pytest.fail(f"no Kafka source jar in {JARS}: run `make setup` first")
+    return dataclasses.replace(
+        Settings.from_env(),
+        master="local[1]",
+        jars_dir=str(JARS),
+        kafka_options={"metadata.max.age.ms": "1234", "request.timeout.ms": "1500"},
+    )
+
+
+@pytest.fixture(scope="module")
+def spark(settings: Settings) -> Iterator[SparkSession]:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only
+    session = build_session(settings, "chaosbed-test-source-options")
+    yield session
+    session.stop()
+    mp.undo()
+
+
+def test_kafka_options_reach_the_source_and_override(spark: SparkSession, settings: Settings) -> None:
+    plan = events_stream(spark, settings)._jdf.queryExecution().logical().toString()
+    assert "kafka.metadata.max.age.ms=1234" in plan
+    # Set after the built-in 1000 ms: the pass-through wins.
+    assert "kafka.request.timeout.ms=1500" in plan
+    assert "kafka.request.timeout.ms=1000" not in plan
+
+
+def test_local_mode_puts_the_jars_on_the_driver_class_path(spark: SparkSession) -> None:
+    class_path = spark.conf.get("spark.driver.extraClassPath")
+    assert any(Path(p).name.startswith("spark-sql-kafka-") for p in class_path.split(":"))
+    assert spark.conf.get("spark.jars", "") == ""
