@@ -21,14 +21,12 @@ import pytest
 import yaml
 from docker.errors import ImageNotFound
 from docker.models.containers import Container
+from fixtures.images import vm_image
 
 pytestmark = pytest.mark.docker
 
-_VERSIONS = yaml.safe_load(
-    (Path(__file__).resolve().parents[2] / "playbooks/group_vars/all/versions.yml").read_text()
-)
-# The image make setup builds (roles/images: tagged <suite>-<revision>), not a copy of its tag.
-VM_IMAGE = "chaosbed/debian-systemd:{chaosbed_debian_suite}-{chaosbed_image_revision}".format(**_VERSIONS)
+# The image make setup builds, not a copy of its tag.
+VM_IMAGE = vm_image()
 UNITS = ("cb-kill", "cb-stop", "cb-pause", "cb-net")
 # Two processes per unit, so "every process of the unit" is observable.
 UNIT_TEXT = """[Unit]

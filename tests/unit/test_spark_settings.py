@@ -17,7 +17,7 @@ def test_kafka_options_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
     assert options == {"metadata.max.age.ms": "1000", "client.rack": "r1", "check.crcs": "true"}
 
 
-def test_kafka_options_default_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kafka_options_default_to_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHAOSBED_KAFKA_OPTIONS", raising=False)
     assert Settings.from_env().kafka_options == {}
 
