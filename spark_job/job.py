@@ -51,6 +51,8 @@ def build_session(
         java_options = f"-XX:SharedArchiveFile={settings.cds_archive}"
     if java_options:
         builder = builder.config("spark.driver.extraJavaOptions", java_options)
+    if is_local_path(settings.checkpoint):
+        builder = local_checkpoint_files(builder)
     return (
         builder.appName(app_name)
         # local[N,F]: F task attempts; plain local[N] never retries a failed task.
@@ -63,6 +65,23 @@ def build_session(
         .config("spark.sql.streaming.noDataProgressEventInterval", "5000")
         .getOrCreate()
     )
+
+
+def is_local_path(path: str) -> bool:
+    return "://" not in path or path.startswith("file:")
+
+
+def local_checkpoint_files(builder: SparkSession.Builder) -> SparkSession.Builder:
+    """Checkpoint files on a local disk without Hadoop's shell-outs. Without Hadoop's native library its
+    local file system forks `readlink` or `chmod` for renames and checksummed files: ~4 processes from
+    the driver per micro-batch, and ~50 ms each for writing the offset log and the commit log (9 and 7 ms
+    without, measured). The plain-file manager writes a temporary file and renames it, which POSIX makes
+    atomic; the raw file system drops the .crc side files. Only for local paths: on object stores a
+    rename is not atomic, and Spark picks its own manager there."""
+    return builder.config(
+        "spark.sql.streaming.checkpointFileManagerClass",
+        "org.apache.spark.sql.execution.streaming.FileSystemBasedCheckpointFileManager",
+    ).config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
 
 
 def events_stream(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -160,7 +179,7 @@ def main() -> None:
     spark = build_session(settings)
     spark.sparkContext.setLogLevel("WARN")
     log.info("Spark session up %.1f s after start", time.monotonic() - PROCESS_STARTED)
-    spark.streams.addListener(ProgressRecorder(settings.postgres_dsn))
+    ProgressRecorder(settings.postgres_dsn).attach(spark)
     sink = PostgresSink(settings.postgres_dsn, settings.sink_mode, settings.sink_retry_seconds)
     query = (
         events_stream(spark, settings)

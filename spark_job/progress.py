@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any, ClassVar
 
 import psycopg2
-from pyspark.sql.streaming import StreamingQueryListener
+from psycopg2.extensions import connection
+from pyspark.java_gateway import ensure_callback_server_started
+from pyspark.sql import SparkSession
 
 log = logging.getLogger("chaosbed.progress")
 
@@ -21,58 +24,123 @@ INSERT INTO spark_progress (query_id, run_name, batch_id, num_input_rows, input_
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
+# The Java interface PySpark's own listener wrapper implements (pyspark 4.0).
+JAVA_LISTENER = "org.apache.spark.sql.streaming.PythonStreamingQueryListener"
 
-def _offsets(text: str | None) -> str | None:
-    # Spark reports offsets as JSON text; keep it only when it parses.
-    if not text:
+
+def _offsets(value: Any) -> str | None:
+    # Spark's progress JSON holds offsets as objects (Kafka: {topic: {partition: offset}}).
+    if value is None or value == "":
         return None
-    try:
-        return json.dumps(json.loads(text))
-    except ValueError:
-        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return json.dumps(value)
 
 
-class ProgressRecorder(StreamingQueryListener):
+def progress_row(progress: dict[str, Any]) -> tuple[object, ...]:
+    """The spark_progress row of one StreamingQueryProgress, given as Spark's own JSON."""
+    sources = progress.get("sources") or []
+    source = sources[0] if sources else {}
+    return (
+        str(progress["id"]),
+        progress.get("name"),
+        int(progress["batchId"]),
+        int(progress.get("numInputRows") or 0),
+        # Spark leaves NaN and infinite rates out of the JSON.
+        progress.get("inputRowsPerSecond"),
+        progress.get("processedRowsPerSecond"),
+        (progress.get("durationMs") or {}).get("triggerExecution"),
+        _offsets(source.get("endOffset")),
+        _offsets(source.get("latestOffset")),
+    )
+
+
+class ProgressRecorder:
+    """Writes one spark_progress row per progress event (and per idle heartbeat) over one connection."""
+
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.last_batch_id = -1
         self.name: str | None = None
+        self._conn: connection | None = None
 
-    def onQueryStarted(self, event: object) -> None:
-        log.info("query started: %s", getattr(event, "id", "?"))
+    def attach(self, spark: SparkSession) -> None:
+        """Listen to `spark`'s streaming queries. Events arrive as Spark's JSON (one call back into the
+        JVM per event): PySpark's StreamingQueryListener converts each event field by field over py4j,
+        and at two batches a second that made the listener thread the driver's busiest (0.16 of a core,
+        most of it class-loader misses, measured in thread dumps)."""
+        gateway = spark.sparkContext._gateway
+        if gateway is None:
+            raise RuntimeError("no Spark gateway: the session is not running")
+        ensure_callback_server_started(gateway)
+        jvm = gateway.jvm
+        wrapper = jvm.org.apache.spark.sql.streaming.PythonStreamingQueryListenerWrapper(_JsonEvents(self))
+        spark._jsparkSession.streams().addListener(wrapper)
 
-    def onQueryProgress(self, event: object) -> None:
-        progress = event.progress  # type: ignore[attr-defined]
-        self.last_batch_id, self.name = progress.batchId, progress.name
+    def started(self, query_id: str) -> None:
+        log.info("query started: %s", query_id)
+
+    def progress(self, progress: dict[str, Any]) -> None:
+        row = progress_row(progress)
+        self.last_batch_id, self.name = int(progress["batchId"]), progress.get("name")
         # Where a batch's time goes (addBatch = our sink, walCommit/commitOffsets = the checkpoint).
-        log.info(
-            "batch %s: %s rows, durations %s", progress.batchId, progress.numInputRows, progress.durationMs
-        )
-        source = progress.sources[0] if progress.sources else None
-        row = (
-            str(progress.id),
-            progress.name,
-            progress.batchId,
-            progress.numInputRows,
-            progress.inputRowsPerSecond,
-            progress.processedRowsPerSecond,
-            (progress.durationMs or {}).get("triggerExecution"),
-            _offsets(source.endOffset if source else None),
-            _offsets(source.latestOffset if source else None),
-        )
+        log.info("batch %s: %s rows, durations %s", row[2], row[3], progress.get("durationMs"))
         self._record(row)
 
-    def onQueryIdle(self, event: object) -> None:
+    def idle(self, query_id: str) -> None:
         # Spark 4 reports an idle trigger as its own event, not as progress: a heartbeat row.
-        self._record((str(event.id), self.name, self.last_batch_id, 0, 0.0, 0.0, None, None, None))  # type: ignore[attr-defined]
+        self._record((query_id, self.name, self.last_batch_id, 0, 0.0, 0.0, None, None, None))
+
+    def terminated(self, error: str | None) -> None:
+        log.warning("query terminated: %s", error)
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _record(self, row: tuple[object, ...]) -> None:
-        try:
-            with psycopg2.connect(self.dsn, connect_timeout=2) as conn, conn.cursor() as cur:
-                cur.execute(INSERT, row)
-            conn.close()
-        except psycopg2.Error as exc:
-            log.warning("progress of batch %s not recorded: %s", row[2], str(exc).strip())
+        # A kept connection may have died with the server (an outage since the last event): one retry on
+        # a new connection, so that the first event after PostgreSQL returns is not lost.
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            try:
+                if self._conn is None:
+                    self._conn = psycopg2.connect(self.dsn, connect_timeout=2)
+                    self._conn.autocommit = True
+                with self._conn.cursor() as cur:
+                    cur.execute(INSERT, row)
+                return
+            except psycopg2.Error as exc:
+                self.close()
+                if not (reused and attempt == 1):
+                    log.warning("progress of batch %s not recorded: %s", row[2], str(exc).strip())
+                    return
 
-    def onQueryTerminated(self, event: object) -> None:
-        log.warning("query terminated: %s", getattr(event, "exception", None))
+
+class _JsonEvents:
+    """The JVM's listener up-calls (py4j implements JAVA_LISTENER with this object; hence Java's method
+    names)."""
+
+    def __init__(self, recorder: ProgressRecorder) -> None:
+        self.recorder = recorder
+
+    def onQueryStarted(self, jevent: Any) -> None:
+        self.recorder.started(jevent.id().toString())
+
+    def onQueryProgress(self, jevent: Any) -> None:
+        self.recorder.progress(json.loads(jevent.progress().json()))
+
+    def onQueryIdle(self, jevent: Any) -> None:
+        self.recorder.idle(jevent.id().toString())
+
+    def onQueryTerminated(self, jevent: Any) -> None:
+        error = jevent.exception()
+        self.recorder.terminated(error.get() if error.isDefined() else None)
+
+    class Java:
+        implements: ClassVar[list[str]] = [JAVA_LISTENER]

@@ -10,3 +10,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures.kafka import kafka_broker, kafka_topic  # noqa: F401
 from fixtures.postgres import fresh_pg_dsn, pg_server, postgres_dsn  # noqa: F401
+from fixtures.spark import spark_session  # noqa: F401

@@ -7,39 +7,24 @@ are the ones `make setup` resolved for the Spark image.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.spark import local_settings
 from pyspark.sql import SparkSession
 
-from spark_job.job import build_session, events_stream
+from spark_job.job import events_stream
 from spark_job.settings import Settings
-
-JARS = Path(__file__).resolve().parents[2] / "build" / "images" / "spark" / "jars"
 
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    if not any(JARS.glob("spark-sql-kafka-*.jar")):
-        pytest.fail(f"no Kafka source jar in {JARS}: run `make setup` first")
-    return dataclasses.replace(
-        Settings.from_env(),
-        master="local[1]",
-        jars_dir=str(JARS),
-        kafka_options={"metadata.max.age.ms": "1234", "request.timeout.ms": "1500"},
-    )
+    return local_settings(kafka_options={"metadata.max.age.ms": "1234", "request.timeout.ms": "1500"})
 
 
-@pytest.fixture(scope="module")
-def spark(settings: Settings) -> Iterator[SparkSession]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only
-    session = build_session(settings, "chaosbed-test-source-options")
-    yield session
-    session.stop()
-    mp.undo()
+@pytest.fixture
+def spark(spark_session: SparkSession) -> SparkSession:
+    return spark_session
 
 
 def test_kafka_options_reach_the_source_and_override(spark: SparkSession, settings: Settings) -> None:
