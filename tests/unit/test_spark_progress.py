@@ -76,6 +76,10 @@ def test_every_batch_becomes_a_row(spark: SparkSession, fresh_pg_dsn: str, tmp_p
     assert all(r[2] is not None and r[2] >= 0 for r in rows), "trigger duration recorded"
     # The source's end offsets ({"offset": rows so far, ...}) reach the jsonb column as JSON.
     assert [r[3]["offset"] for r in rows] == [10 * (b + 1) for b in batch_ids]
+    # The job's session writes local checkpoints as plain files: no Hadoop .crc side files.
+    offsets = tmp_path / "ck" / "offsets"
+    assert {str(b) for b in batch_ids} <= {p.name for p in offsets.iterdir()}
+    assert not list((tmp_path / "ck").rglob("*.crc"))
 
 
 def test_unreachable_database_costs_rows_not_the_query(spark: SparkSession, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from fixtures.spark import local_settings
 from pyspark.sql import SparkSession
 
-from spark_job.job import events_stream
+from spark_job.job import events_stream, is_local_path
 from spark_job.settings import Settings
 
 
@@ -39,3 +39,23 @@ def test_local_mode_puts_the_jars_on_the_driver_class_path(spark: SparkSession) 
     class_path = spark.conf.get("spark.driver.extraClassPath")
     assert any(Path(p).name.startswith("spark-sql-kafka-") for p in class_path.split(":"))
     assert spark.conf.get("spark.jars", "") == ""
+
+
+def test_local_checkpoints_use_plain_files(spark: SparkSession) -> None:
+    assert spark.conf.get("spark.sql.streaming.checkpointFileManagerClass").endswith(
+        "FileSystemBasedCheckpointFileManager"
+    )
+    assert spark.conf.get("spark.hadoop.fs.file.impl") == "org.apache.hadoop.fs.RawLocalFileSystem"
+
+
+@pytest.mark.parametrize(
+    ("path", "local"),
+    [
+        ("/checkpoint/events", True),
+        ("file:///var/lib/x", True),
+        ("hdfs://nn/ck", False),
+        ("s3a://b/ck", False),
+    ],
+)
+def test_only_local_checkpoint_paths_get_plain_files(path: str, local: bool) -> None:
+    assert is_local_path(path) is local
