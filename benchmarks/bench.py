@@ -233,6 +233,20 @@ def spark_started_at() -> str:
     return res.stdout.strip()
 
 
+# A driver restarted moments ago runs on a cold JIT: a latency section started 20 s after a restart
+# measured p99 1,724 ms against ~630 ms on a warm driver (2026-12-02, benchmarks/README.md).
+WARM_DRIVER_S = 60.0
+
+
+def spark_up_seconds() -> float | None:
+    """How long the Spark container has been running; None when Docker does not say."""
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,6})?\d*Z$", spark_started_at())
+    if m is None:
+        return None
+    started = datetime.fromisoformat(m.group(1) + (m.group(2) or "")).replace(tzinfo=UTC)
+    return (datetime.now(UTC) - started).total_seconds()
+
+
 def pipeline_ready() -> str | None:
     """None when the Spark job runs the safe profile, reported progress in the last 15 s and has no
     backlog; else why not. Checked before a step: it must start from a steady pipeline."""
@@ -436,6 +450,11 @@ def bench_e2e(
 def bench_latency(root: Path, rate: int, seconds: float, warmup: float) -> dict[str, Any]:
     run_id = f"bench-lat-{rate}-{uuid.uuid4().hex[:6]}"
     wait_ready(600)
+    up = spark_up_seconds()
+    if up is not None and up < WARM_DRIVER_S:
+        log(f"latency: the Spark driver started {up:.0f} s ago; waiting until it has run {WARM_DRIVER_S:.0f}")
+        time.sleep(WARM_DRIVER_S - up)
+        up = spark_up_seconds()
     spark_before = spark_started_at()
     with (root / f"{run_id}.log").open("w") as out:
         subprocess.run(
@@ -458,6 +477,7 @@ def bench_latency(root: Path, rate: int, seconds: float, warmup: float) -> dict[
         "rate": rate,
         "seconds": seconds,
         "warmup_excluded_s": warmup,
+        "spark_up_s": None if up is None else round(up),
         "disturbed": disturbed,
         "run_id": run_id,
         "rows": int(n),
