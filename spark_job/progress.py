@@ -29,14 +29,10 @@ JAVA_LISTENER = "org.apache.spark.sql.streaming.PythonStreamingQueryListener"
 
 
 def _offsets(value: Any) -> str | None:
-    # Spark's progress JSON holds offsets as objects (Kafka: {topic: {partition: offset}}).
-    if value is None or value == "":
+    # Spark's progress JSON holds offsets as JSON (Kafka: {topic: {partition: offset}}); an offset it
+    # could not parse arrives as a plain string and is left out.
+    if value is None or isinstance(value, str):
         return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
     return json.dumps(value)
 
 
@@ -85,7 +81,7 @@ class ProgressRecorder:
 
     def progress(self, progress: dict[str, Any]) -> None:
         row = progress_row(progress)
-        self.last_batch_id, self.name = int(progress["batchId"]), progress.get("name")
+        self.name, self.last_batch_id = row[1], row[2]
         # Where a batch's time goes (addBatch = our sink, walCommit/commitOffsets = the checkpoint).
         log.info("batch %s: %s rows, durations %s", row[2], row[3], progress.get("durationMs"))
         self._record(row)

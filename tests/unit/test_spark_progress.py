@@ -18,11 +18,6 @@ from pyspark.sql.streaming import StreamingQuery
 from spark_job.progress import ProgressRecorder
 
 
-@pytest.fixture
-def spark(spark_session: SparkSession) -> SparkSession:
-    return spark_session
-
-
 @contextlib.contextmanager
 def rate_query(spark: SparkSession, checkpoint: Path, name: str) -> Iterator[StreamingQuery]:
     query = (
@@ -61,10 +56,10 @@ def wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyp
         time.sleep(0.2)
 
 
-def test_every_batch_becomes_a_row(spark: SparkSession, fresh_pg_dsn: str, tmp_path: Path) -> None:
+def test_every_batch_becomes_a_row(spark_session: SparkSession, fresh_pg_dsn: str, tmp_path: Path) -> None:
     recorder = ProgressRecorder(fresh_pg_dsn)
-    recorder.attach(spark)
-    with rate_query(spark, tmp_path / "ck", "progress-rows") as query:
+    recorder.attach(spark_session)
+    with rate_query(spark_session, tmp_path / "ck", "progress-rows") as query:
         wait_for(lambda: sum(1 for r in rows_of(fresh_pg_dsn, "progress-rows") if r[1] > 0) >= 5)
         last = query.lastProgress
     assert last is not None
@@ -82,21 +77,21 @@ def test_every_batch_becomes_a_row(spark: SparkSession, fresh_pg_dsn: str, tmp_p
     assert not list((tmp_path / "ck").rglob("*.crc"))
 
 
-def test_unreachable_database_costs_rows_not_the_query(spark: SparkSession, tmp_path: Path) -> None:
+def test_unreachable_database_costs_rows_not_the_query(spark_session: SparkSession, tmp_path: Path) -> None:
     recorder = ProgressRecorder("host=127.0.0.1 port=1 dbname=none user=none connect_timeout=1")
-    recorder.attach(spark)
-    with rate_query(spark, tmp_path / "ck", "progress-unreachable") as query:
+    recorder.attach(spark_session)
+    with rate_query(spark_session, tmp_path / "ck", "progress-unreachable") as query:
         wait_for(lambda: (query.lastProgress or {}).get("batchId", -1) >= 3)
         assert query.isActive
     assert recorder.last_batch_id >= 3
 
 
 def test_killed_connection_is_replaced_without_losing_a_row(
-    spark: SparkSession, fresh_pg_dsn: str, tmp_path: Path
+    spark_session: SparkSession, fresh_pg_dsn: str, tmp_path: Path
 ) -> None:
     recorder = ProgressRecorder(fresh_pg_dsn)
-    recorder.attach(spark)
-    with rate_query(spark, tmp_path / "ck", "progress-reconnect"):
+    recorder.attach(spark_session)
+    with rate_query(spark_session, tmp_path / "ck", "progress-reconnect"):
         wait_for(lambda: recorder._conn is not None and len(rows_of(fresh_pg_dsn, "progress-reconnect")) >= 2)
         assert recorder._conn is not None
         victim = recorder._conn.get_backend_pid()

@@ -22,30 +22,25 @@ def settings() -> Settings:
     return local_settings(kafka_options={"metadata.max.age.ms": "1234", "request.timeout.ms": "1500"})
 
 
-@pytest.fixture
-def spark(spark_session: SparkSession) -> SparkSession:
-    return spark_session
-
-
-def test_kafka_options_reach_the_source_and_override(spark: SparkSession, settings: Settings) -> None:
-    plan = events_stream(spark, settings)._jdf.queryExecution().logical().toString()
+def test_kafka_options_reach_the_source_and_override(spark_session: SparkSession, settings: Settings) -> None:
+    plan = events_stream(spark_session, settings)._jdf.queryExecution().logical().toString()
     assert "kafka.metadata.max.age.ms=1234" in plan
     # Set after the built-in 1000 ms: the pass-through wins.
     assert "kafka.request.timeout.ms=1500" in plan
     assert "kafka.request.timeout.ms=1000" not in plan
 
 
-def test_local_mode_puts_the_jars_on_the_driver_class_path(spark: SparkSession) -> None:
-    class_path = spark.conf.get("spark.driver.extraClassPath")
+def test_local_mode_puts_the_jars_on_the_driver_class_path(spark_session: SparkSession) -> None:
+    class_path = spark_session.conf.get("spark.driver.extraClassPath")
     assert any(Path(p).name.startswith("spark-sql-kafka-") for p in class_path.split(":"))
-    assert spark.conf.get("spark.jars", "") == ""
+    assert spark_session.conf.get("spark.jars", "") == ""
 
 
-def test_local_checkpoints_use_plain_files(spark: SparkSession) -> None:
-    assert spark.conf.get("spark.sql.streaming.checkpointFileManagerClass").endswith(
+def test_local_checkpoints_use_plain_files(spark_session: SparkSession) -> None:
+    assert spark_session.conf.get("spark.sql.streaming.checkpointFileManagerClass").endswith(
         "FileSystemBasedCheckpointFileManager"
     )
-    assert spark.conf.get("spark.hadoop.fs.file.impl") == "org.apache.hadoop.fs.RawLocalFileSystem"
+    assert spark_session.conf.get("spark.hadoop.fs.file.impl") == "org.apache.hadoop.fs.RawLocalFileSystem"
 
 
 @pytest.mark.parametrize(
