@@ -89,11 +89,17 @@ class Bed:
 
     # --- containers -----------------------------------------------------------------------------
 
-    def service(self, name: str, labels: dict[str, str] | None = None, **kwargs: Any) -> Container:
-        """A `sleep infinity` container of our own, labelled as service `name` of this bed."""
+    def service(
+        self,
+        name: str,
+        labels: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Container:
+        """A container of our own (`sleep infinity` unless told), labelled as service `name` of this bed."""
         return self.client.containers.run(
             IMAGE,
-            ["sleep", "infinity"],
+            command or ["sleep", "infinity"],
             name=f"{self.prefix}{name}",
             labels={f"{self.ns}.managed": "true", f"{self.ns}.service": name, **(labels or {})},
             network=self.network.name,

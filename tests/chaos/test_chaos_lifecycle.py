@@ -65,6 +65,33 @@ faults:
     assert "chaos run" in out
 
 
+# Six writers that fsync all the time: their tasks are often in uninterruptible I/O, which a cgroup v1
+# freezer cannot freeze; runc then gives up ("unable to freeze"), as it did once on a busy broker.
+FSYNC_WRITERS = (
+    "for i in 1 2 3 4 5 6; do (while :; do dd if=/dev/zero of=/tmp/f$i bs=1M count=20 conv=fsync"
+    " 2>/dev/null; done) & done; wait"
+)
+
+
+def test_pause_of_a_container_busy_with_fsync_is_retried_until_frozen(bed) -> None:
+    # Measured on this machine's cgroup v1: about a quarter of plain `docker pause` calls on it fail.
+    bed.service("io", command=["sh", "-c", FSYNC_WRITERS])
+    faults = "".join(f"  - {{kind: pause, target: io, at: {i}s, duration: 300ms}}\n" for i in range(12))
+    run_dir = bed.runs_dir / "fsync"
+    done = bed.cli("run", "--scenario", str(bed.scenario("faults:\n" + faults)), "--run-dir", str(run_dir))
+    assert done.returncode == 0, done.stderr
+    lines = bed.timeline(run_dir)
+    assert len(lines) == 12
+    assert all(line["outcome"] == "ok" for line in lines), [line["outcome"] for line in lines]
+    for line in lines:
+        # Every retry is on the record, and every fault ends with one pause that worked and its unpause.
+        *retries, pause, unpause = line["call"]
+        assert all("unable to freeze" in c and c.endswith("retried") for c in retries), line["call"]
+        assert pause.endswith("/pause") and unpause.endswith("/unpause")
+    state = bed.state("io")
+    assert state["Running"] and not state["Paused"]
+
+
 def test_target_vanishing_mid_fault_is_recorded_not_fatal(bed) -> None:
     bed.service("gone")
     bed.service("net")

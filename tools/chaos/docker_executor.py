@@ -22,6 +22,11 @@ from tools.chaos.targets import Target
 # Pumba reads a container's stop signal from this label, not from the image (lifecycle/stop.go).
 PUMBA_STOP_SIGNAL_LABEL = "com.gaiaadm.pumba.stop-signal"
 POLL_S = 0.1
+# On cgroup v1 runc gives up freezing a container whose tasks sit in uninterruptible I/O (a broker
+# flushing its log), thaws it back and Docker answers "unable to freeze"; a new attempt usually works.
+FREEZE_FAILED = "unable to freeze"
+PAUSE_ATTEMPTS = 10
+PAUSE_RETRY_S = 0.05
 
 
 def hold_ms(action: Action) -> int | None:
@@ -181,7 +186,7 @@ class DockerExecutor:
         elif kind == "stop":
             self._stop(cid, params["time"], calls)
         elif kind == "pause":
-            _api(calls, f"POST /containers/{short}/pause", self.client.api.pause, cid)
+            self._pause(cid, calls, stop)
         elif kind == "restart":
             t = params["timeout_s"]
             _api(calls, f"POST /containers/{short}/restart?t={t}", self.client.api.restart, cid, timeout=t)
@@ -231,6 +236,19 @@ class DockerExecutor:
         _api(calls, f"POST /containers/{cid[:12]}/kill?signal=SIGKILL", self.client.api.kill, cid, "SIGKILL")
         if not self._wait_stopped(cid, seconds):
             raise FaultFailed(f"container {cid[:12]} still running {seconds}s after SIGKILL")
+
+    def _pause(self, cid: str, calls: list[str], stop: threading.Event) -> None:
+        """Docker's pause, retried while runc reports it could not freeze (and thawed the container)."""
+        call = f"POST /containers/{cid[:12]}/pause"
+        for attempt in range(1, PAUSE_ATTEMPTS + 1):
+            try:
+                _api(calls, call, self.client.api.pause, cid)
+                return
+            except FaultFailed as exc:
+                if FREEZE_FAILED not in exc.detail or attempt == PAUSE_ATTEMPTS or stop.is_set():
+                    raise
+                calls[-1] = f"{call}: {FREEZE_FAILED} (attempt {attempt}), retried"
+            time.sleep(PAUSE_RETRY_S)
 
     def _iptables(self, cid: str, fault_id: str, rules: list[list[str]], calls: list[str]) -> None:
         with Sidecar(
