@@ -233,18 +233,62 @@ def spark_started_at() -> str:
     return res.stdout.strip()
 
 
+def spark_starts(since_epoch: float) -> list[dict[str, float]]:
+    """The job's own start-up figures (seconds from its process start to the session and to the running
+    query) of every driver start since `since_epoch`, from the container log. A slow Spark recovery
+    is then told apart into a slow start and a slow catch-up."""
+    res = subprocess.run(
+        ["docker", "logs", "--since", f"{since_epoch:.0f}", "chaosbed-spark"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    starts: list[dict[str, float]] = []
+    for line in (res.stdout + res.stderr).splitlines():
+        if m := re.search(r"Spark session up (\d+(?:\.\d+)?) s after start", line):
+            starts.append({"session_s": float(m.group(1))})
+        elif (m := re.search(r"query started (\d+(?:\.\d+)?) s after start", line)) and starts:
+            starts[-1]["query_s"] = float(m.group(1))
+    return starts
+
+
 # A driver restarted moments ago runs on a cold JIT: a latency section started 20 s after a restart
 # measured p99 1,724 ms against ~630 ms on a warm driver (2026-12-02, benchmarks/README.md).
 WARM_DRIVER_S = 60.0
 
 
-def spark_up_seconds() -> float | None:
-    """How long the Spark container has been running; None when Docker does not say."""
-    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,6})?\d*Z$", spark_started_at())
+def docker_epoch(stamp: str) -> float | None:
+    """Epoch seconds of a Docker time stamp (RFC 3339 with nanoseconds, beyond `fromisoformat`)."""
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,6})?\d*Z$", stamp)
     if m is None:
         return None
-    started = datetime.fromisoformat(m.group(1) + (m.group(2) or "")).replace(tzinfo=UTC)
-    return (datetime.now(UTC) - started).total_seconds()
+    return datetime.fromisoformat(m.group(1) + (m.group(2) or "")).replace(tzinfo=UTC).timestamp()
+
+
+def spark_up_seconds() -> float | None:
+    """How long the Spark container has been running; None when Docker does not say."""
+    started = docker_epoch(spark_started_at())
+    return None if started is None else time.time() - started
+
+
+def quorum_leaders(brokers: list[str]) -> list[tuple[float, str]]:
+    """(epoch seconds, broker) of every KRaft controller election a broker won, from the brokers' logs.
+    A broker fault on the active controller also costs an election and a fresh broker session on the
+    new controller (2-3 s more, benchmarks/README.md): the bench records which faults hit it."""
+    won: list[tuple[float, str]] = []
+    for broker in brokers:
+        res = subprocess.run(
+            ["docker", "logs", "-t", f"chaosbed-{broker}"], capture_output=True, text=True, check=False
+        )
+        for line in (res.stdout + res.stderr).splitlines():
+            if "[RaftManager" in line and "Completed transition to Leader" in line:
+                at = docker_epoch(line.split(" ", 1)[0])
+                if at is not None:
+                    won.append((at, broker))
+    return sorted(won)
+
+
+def active_controller(won: list[tuple[float, str]], at: float) -> str | None:
+    before = [broker for t, broker in won if t <= at]
+    return before[-1] if before else None
 
 
 def pipeline_ready() -> str | None:
@@ -515,6 +559,7 @@ def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
     prod = subprocess.Popen(
         produce_cmd(root, run_id, rate, seconds), cwd=REPO, stdout=prod_log, stderr=prod_log
     )
+    began = time.time()
     try:
         time.sleep(3)
         with (root / f"{run_id}.chaos.log").open("w") as chaos_log:
@@ -533,15 +578,19 @@ def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
     with contextlib.closing(connect(DSN, what="sink")) as conn:
         data = gather(run_dir, conn, params)
     outcomes = {f.window.fault_id: (f.outcome, f.applied) for f in data.faults}
+    brokers = sorted({r.fault.target for r in data.recoveries if r.fault.target.startswith("kafka")})
+    won = quorum_leaders(brokers) if brokers else []
     faults = []
     for r in data.recoveries:
         outcome, applied = outcomes.get(r.fault.fault_id, ("", True))
+        controller = active_controller(won, r.fault.start_ms / 1000) if won else None
         faults.append(
             {
                 "fault_id": r.fault.fault_id,
                 "class": fault_class(r.fault.kind, r.fault.target),
                 "outcome": outcome,
                 "applied": applied,
+                "active_controller": None if controller is None else controller == r.fault.target,
                 "recovery_s": r.recovery_s,
                 "after_heal_s": r.after_heal_s,
                 "fault_s": None if r.fault.end_ms is None else (r.fault.end_ms - r.fault.start_ms) / 1000,
@@ -562,6 +611,7 @@ def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
             "recovery_s": rec,
             "after_heal_s": heal,
             "not_applied": sum(f["class"] == name and not f["applied"] for f in faults),
+            "on_active_controller": [f["active_controller"] for f in items],
         }
     return {
         "rate": rate,
@@ -576,6 +626,7 @@ def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
         "notes": data.notes,
         "faults": faults,
         "classes": classes,
+        "spark_starts": spark_starts(began),
         "loadavg": loadavg(),
     }
 
@@ -636,6 +687,14 @@ def table_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
             if c.get("not_applied"):
                 value += f"; {c['not_applied']} more failed to apply, not counted"
+            on_ctl = c.get("on_active_controller") or []
+            if name.startswith("broker") and any(x is not None for x in on_ctl):
+                value += "; on the active controller: " + ", ".join(
+                    "?" if x is None else ("yes" if x else "no") for x in on_ctl
+                )
+            if name == "spark kill" and r.get("spark_starts"):
+                started = ", ".join(f"{x.get('query_s', float('nan')):g}" for x in r["spark_starts"])
+                value += f"; restarted drivers ran their query {started} s after process start"
             tgt = TARGETS.get(target)
             rows.append((f"recovery, {name} (median)", value, f"< {tgt:g} s" if tgt else "-",
                          _met(v, tgt, False) if tgt else "-"))  # fmt: skip
