@@ -88,6 +88,10 @@ class DockerExecutor:
                 f"{target.name} uses the host's network namespace: refusing to change host rules"
             )
         if kind == "pause":
+            if state.get("Paused"):
+                # Someone else's pause (or another fault's): failing here journals no undo that would
+                # unpause it early.
+                raise FaultFailed(f"{target.name} is already paused")
             return {"op": "unpause", "container_id": cid}
         if kind in ("kill", "stop", "restart"):
             return {"op": "start", "container_id": cid}
