@@ -50,6 +50,7 @@ from tools.ledger import load_ledger  # noqa: E402
 from tools.pgconn import connect  # noqa: E402
 from tools.recovery import RecoveryParams  # noqa: E402
 from tools.report.data import gather  # noqa: E402
+from tools.rundir import ms_from_iso  # noqa: E402
 
 BOOTSTRAP = "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094"
 DSN = f"postgresql://chaosbed@127.0.0.1:5432/chaosbed?passfile={REPO}/.secrets/pgpass"
@@ -266,11 +267,11 @@ WARM_DRIVER_S = 60.0
 
 
 def docker_epoch(stamp: str) -> float | None:
-    """Epoch seconds of a Docker time stamp (RFC 3339 with nanoseconds, beyond `fromisoformat`)."""
-    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,6})?\d*Z$", stamp)
-    if m is None:
+    """Epoch seconds of a Docker time stamp (RFC 3339, nanoseconds); None when it is not one."""
+    try:
+        return ms_from_iso(stamp) / 1000
+    except ValueError:
         return None
-    return datetime.fromisoformat(m.group(1) + (m.group(2) or "")).replace(tzinfo=UTC).timestamp()
 
 
 def spark_up_seconds() -> float | None:
@@ -588,13 +589,14 @@ def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
     with contextlib.closing(connect(DSN, what="sink")) as conn:
         data = gather(run_dir, conn, params)
     outcomes = {f.window.fault_id: (f.outcome, f.applied) for f in data.faults}
-    brokers = sorted({r.fault.target for r in data.recoveries if r.fault.target.startswith("kafka")})
-    won = quorum_leaders(brokers) if brokers else []
+    won = quorum_leaders(
+        sorted({r.fault.target for r in data.recoveries if r.fault.target.startswith("kafka")})
+    )
     faults = []
     for r in data.recoveries:
         outcome, applied = outcomes.get(r.fault.fault_id, ("", True))
         is_broker = r.fault.target.startswith("kafka")
-        controller = active_controller(won, r.fault.start_ms / 1000) if won and is_broker else None
+        controller = active_controller(won, r.fault.start_ms / 1000) if is_broker else None
         faults.append(
             {
                 "fault_id": r.fault.fault_id,
