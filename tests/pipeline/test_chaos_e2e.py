@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tools.chaos.config import ChaosConfig
+
 from .conftest import ROOT, Pipeline, run_playbook
 
 SERVICES = ("kafka-1", "kafka-2", "kafka-3", "postgres", "spark")
@@ -22,7 +24,7 @@ def chaosbed_rules(pipeline: Pipeline, service: str) -> list[str]:
     """iptables rules tagged by chaosbed in the service's network namespace."""
     target = pipeline.container(service)
     out = pipeline.docker.containers.run(
-        "chaosbed/nettools:1",
+        ChaosConfig().nettools_image,
         ["iptables", "-S"],
         network_mode=f"container:{target.id}",
         cap_add=["NET_ADMIN"],

@@ -136,7 +136,11 @@ def test_site_sets_this_checkouts_password_on_a_kept_volume(pipeline: Pipeline) 
 
 def test_spark_driver_maps_the_class_data_archive(pipeline: Pipeline) -> None:
     # The image's CDS archive is in use only if the driver JVM mapped it: a mismatch falls back silently.
-    script = "for p in /proc/[0-9]*; do grep -qx java $p/comm 2>/dev/null && grep -c spark.jsa $p/maps; done"
+    # `if`, not `&&`: the loop's exit status must not depend on whether the last pid is java.
+    script = (
+        "for p in /proc/[0-9]*; do"
+        " if grep -qx java $p/comm 2>/dev/null; then grep -c spark.jsa $p/maps; fi; done"
+    )
     exit_code, output = pipeline.container("spark").exec_run(["sh", "-c", script])
     counts = [int(n) for n in output.decode().split()]
     assert exit_code == 0 and counts, output
