@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
+from tools.chaos.config import ChaosConfig
 from tools.chaos.faults import parse_fault
 from tools.chaos.pumba_executor import PumbaMappingError, pumba_argv
 from tools.chaos.schedule import Action
 
-IMG = "chaosbed/nettools:1"
+IMG = ChaosConfig().nettools_image
 HEAD = ["pumba", "--log-level", "info", "--json"]
 
 
