@@ -264,6 +264,8 @@ def spark_starts(since_epoch: float) -> list[dict[str, float]]:
 # A driver restarted moments ago runs on a cold JIT: a latency section started 20 s after a restart
 # measured p99 1,724 ms against ~630 ms on a warm driver (2026-12-02, benchmarks/README.md).
 WARM_DRIVER_S = 60.0
+# Seconds of load before the recovery section's chaos run starts.
+RECOVERY_WARMUP_S = 20.0
 
 
 def docker_epoch(stamp: str) -> float | None:
@@ -502,14 +504,20 @@ def bench_e2e(
 # -------------------------------------------------------------------------------------------- latency
 
 
+def wait_warm_driver(section: str) -> float | None:
+    """Wait until the Spark driver has run WARM_DRIVER_S; returns its uptime then."""
+    up = spark_up_seconds()
+    if up is not None and up < WARM_DRIVER_S:
+        log(f"{section}: the Spark driver started {up:.0f} s ago; waiting until it ran {WARM_DRIVER_S:.0f} s")
+        time.sleep(WARM_DRIVER_S - up)
+        up = spark_up_seconds()
+    return up
+
+
 def bench_latency(root: Path, rate: int, seconds: float, warmup: float) -> dict[str, Any]:
     run_id = f"bench-lat-{rate}-{uuid.uuid4().hex[:6]}"
     wait_ready(600)
-    up = spark_up_seconds()
-    if up is not None and up < WARM_DRIVER_S:
-        log(f"latency: the Spark driver started {up:.0f} s ago; waiting until it has run {WARM_DRIVER_S:.0f}")
-        time.sleep(WARM_DRIVER_S - up)
-        up = spark_up_seconds()
+    up = wait_warm_driver("latency")
     spark_before = spark_started_at()
     with (root / f"{run_id}.log").open("w") as out:
         subprocess.run(
@@ -558,13 +566,14 @@ def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
     run_id = f"bench-rec-{uuid.uuid4().hex[:6]}"
     run_dir = root / run_id
     wait_ready(600)
+    wait_warm_driver("recovery")
     plan = subprocess.run(
         [PY, "-m", "tools", "chaos", "plan", "-s", str(scenario)], cwd=REPO, capture_output=True, text=True,
         check=True,
     )  # fmt: skip
     m = re.search(r"over (?:(\d+)m)?(\d+(?:\.\d+)?)s", plan.stdout)
     span = (int(m.group(1) or 0) * 60 + float(m.group(2))) if m else 480.0
-    seconds = span + 60
+    seconds = RECOVERY_WARMUP_S + span + 60
     log(f"recovery: producing {rate}/s for {seconds:.0f}s while {scenario.name} runs ({span:.0f}s)")
     prod_log = (root / f"{run_id}.log").open("w")
     prod = subprocess.Popen(
@@ -572,7 +581,10 @@ def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
     )
     began = time.time()
     try:
-        time.sleep(3)
+        # The recovery baseline is the 60 s before the first fault: keep a new run's first seconds (its
+        # first micro-batches commit ids up to ~6 s old; baseline p99 2,004 ms instead of ~600 on
+        # 2026-12-02 15:18, right after `make up`) out of it, or every threshold doubles.
+        time.sleep(RECOVERY_WARMUP_S)
         with (root / f"{run_id}.chaos.log").open("w") as chaos_log:
             chaos = subprocess.run(
                 [PY, "-m", "tools", "chaos", "run", "-s", str(scenario), "--run-dir", str(run_dir)],

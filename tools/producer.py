@@ -26,13 +26,16 @@ from tools.progress import ProducerStats, Progress
 BASE_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable.idempotence": True,
-    # A paused or cut-off leader answers nothing: retry elsewhere after 3 s, when the controller has
-    # fenced it (broker.session.timeout.ms 2000) and its partitions have new leaders.
-    "socket.timeout.ms": 3000,
+    # A paused or cut-off leader answers nothing: give its requests up after 1.5 s, when the controller
+    # has fenced it (broker.session.timeout.ms 1500) and its partitions have new leaders. librdkafka
+    # times a produce request out after the larger of socket.timeout.ms and request.timeout.ms, checked
+    # once a second, then re-queries the leaders; with both at 3 s the ids produced as a leader froze
+    # were acknowledged 4.0-4.7 s later, with 1.5 s 1.8-3.0 s (benchmarks/README.md, 2026-12-02 16:00).
+    "socket.timeout.ms": 1500,
     "socket.connection.setup.timeout.ms": 3000,
     # Produce requests have their own timeout (librdkafka: 30 s): without this a frozen leader holds
     # every in-flight batch until it thaws, however soon its partitions have new leaders.
-    "request.timeout.ms": 3000,
+    "request.timeout.ms": 1500,
     "reconnect.backoff.max.ms": 1000,
     # 25 ms, not 5: fewer, fuller produce requests; at 1,000 events/s the brokers used 0.28 of a core
     # instead of 0.47 (measured); each event waits at most 20 ms longer.
