@@ -46,7 +46,7 @@ class Settings:
         mode = _env("CHAOSBED_SINK_MODE", "upsert")
         if mode not in ("upsert", "append"):
             raise SystemExit(f"error: CHAOSBED_SINK_MODE must be upsert or append, not {mode!r}")
-        request_ms = int(_env("CHAOSBED_KAFKA_REQUEST_TIMEOUT_MS", "500"))
+        request_ms = int(_env("CHAOSBED_KAFKA_REQUEST_TIMEOUT_MS", "1000"))
         api_ms = int(_env("CHAOSBED_KAFKA_API_TIMEOUT_MS", "2000"))
         if api_ms < request_ms:  # the Kafka clients refuse it, and the query would never start
             raise SystemExit("error: CHAOSBED_KAFKA_API_TIMEOUT_MS must be >= ..._REQUEST_TIMEOUT_MS")
