@@ -29,8 +29,9 @@ BASE_CONFIG: dict[str, Any] = {
     # A paused or cut-off leader answers nothing: give its requests up after 1.5 s, when the controller
     # has fenced it (broker.session.timeout.ms 1500) and its partitions have new leaders. librdkafka
     # times a produce request out after the larger of socket.timeout.ms and request.timeout.ms, checked
-    # once a second, then re-queries the leaders; with both at 3 s the ids produced as a leader froze
-    # were acknowledged 4.0-4.7 s later, with 1.5 s 1.8-3.0 s (benchmarks/README.md, 2026-12-02 16:00).
+    # once a second, then re-queries the leaders; ids produced in a pause's first 6 s were acknowledged
+    # at most 3.4-4.8 s later per partition with both at 3 s, 1.2-3.0 s with 1.5 s (pause probes,
+    # benchmarks/README.md, 2026-12-02 16:31).
     "socket.timeout.ms": 1500,
     "socket.connection.setup.timeout.ms": 3000,
     # Produce requests have their own timeout (librdkafka: 30 s): without this a frozen leader holds
