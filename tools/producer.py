@@ -28,8 +28,8 @@ BASE_CONFIG: dict[str, Any] = {
     "enable.idempotence": True,
     # A paused or cut-off leader answers nothing: give its requests up after 1.5 s, when the controller
     # has fenced it (broker.session.timeout.ms 1500) and its partitions have new leaders. librdkafka
-    # times a produce request out after the larger of socket.timeout.ms and request.timeout.ms, checked
-    # once a second, then re-queries the leaders; ids produced in a pause's first 6 s were acknowledged
+    # times a produce request out after the larger of socket.timeout.ms and request.timeout.ms, then
+    # re-queries the leaders; ids produced in a pause's first 6 s were acknowledged
     # at most 3.4-4.8 s later per partition with both at 3 s, 1.2-3.0 s with 1.5 s (pause probes,
     # benchmarks/README.md, 2026-12-02 16:31).
     "socket.timeout.ms": 1500,
