@@ -102,6 +102,16 @@ def events_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("kafka.request.timeout.ms", settings.request_timeout_ms)
         .option("kafka.socket.connection.setup.timeout.ms", "1000")
         .option("kafka.socket.connection.setup.timeout.max.ms", "3000")
+        # A lost leader: every failed dial or timed-out request asks for new metadata, but the request waits
+        # while any node is connecting, and by default the client re-dials the lost leader every 50 ms,
+        # so it can stay on the lost leader until it returns (broker kills waited 14-15 s for the restart).
+        # Re-dial a failed node after 0.5-1 s and retry metadata after 50-250 ms, so the metadata
+        # request reaches another broker first: eight broker kills in two probes recovered in 3.0-6.0 s,
+        # none waited for the restart (benchmarks/README.md, 2026-12-03).
+        .option("kafka.reconnect.backoff.ms", "500")
+        .option("kafka.reconnect.backoff.max.ms", "1000")
+        .option("kafka.retry.backoff.ms", "50")
+        .option("kafka.retry.backoff.max.ms", "250")
         # The driver's offset lookup (AdminClient listOffsets) retries a silent leader until this runs out,
         # measured here: a paused controller+leader held a micro-batch 10 s. Give up sooner and let Spark
         # retry with a fresh client, which finds the new leader; 40 tries keep ~80 s before the query fails.

@@ -30,6 +30,22 @@ def test_kafka_options_reach_the_source_and_override(spark_session: SparkSession
     assert "kafka.request.timeout.ms=1000" not in plan
 
 
+def test_lost_leader_backoffs_are_set_and_can_be_overridden(spark_session: SparkSession) -> None:
+    # Re-dial a lost broker after 0.5 s, not Kafka's 50 ms, so a metadata request can reach another one.
+    plan = events_stream(spark_session, local_settings())._jdf.queryExecution().logical().toString()
+    for option in (
+        "kafka.reconnect.backoff.ms=500",
+        "kafka.reconnect.backoff.max.ms=1000",
+        "kafka.retry.backoff.ms=50",
+        "kafka.retry.backoff.max.ms=250",
+    ):
+        assert option in plan
+    overridden = local_settings(kafka_options={"reconnect.backoff.ms": "50"})
+    plan = events_stream(spark_session, overridden)._jdf.queryExecution().logical().toString()
+    assert "kafka.reconnect.backoff.ms=50," in plan or "kafka.reconnect.backoff.ms=50)" in plan
+    assert "kafka.reconnect.backoff.ms=500" not in plan
+
+
 def test_local_mode_puts_the_jars_on_the_driver_class_path(spark_session: SparkSession) -> None:
     class_path = spark_session.conf.get("spark.driver.extraClassPath")
     assert any(Path(p).name.startswith("spark-sql-kafka-") for p in class_path.split(":"))
