@@ -282,10 +282,23 @@ def spark_up_seconds() -> float | None:
     return None if started is None else time.time() - started
 
 
+def kafka_nodes() -> list[str]:
+    """The Kafka containers' service names (kafka-N, and kafka-controller-N when the controllers are
+    dedicated), from Docker."""
+    res = subprocess.run(
+        ["docker", "ps", "-a", "--filter", "name=^chaosbed-kafka", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return sorted(name.removeprefix("chaosbed-") for name in res.stdout.split())
+
+
 def quorum_leaders(brokers: list[str]) -> list[tuple[float, str]]:
-    """(epoch seconds, broker) of every KRaft controller election a broker won, from the brokers' logs.
-    A broker fault on the active controller also costs an election and a fresh broker session on the
-    new controller (2-3 s more, benchmarks/README.md): the bench records which faults hit it."""
+    """(epoch seconds, node) of every KRaft controller election a node won, from the nodes' logs.
+    A broker fault on the active controller (combined nodes) also costs an election and a fresh broker
+    session on the new controller (2-3 s more, benchmarks/README.md): the bench records which faults
+    hit it; with dedicated controllers none does."""
     won: list[tuple[float, str]] = []
     for broker in brokers:
         res = subprocess.run(
@@ -601,9 +614,7 @@ def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
     with contextlib.closing(connect(DSN, what="sink")) as conn:
         data = gather(run_dir, conn, params)
     outcomes = {f.window.fault_id: (f.outcome, f.applied) for f in data.faults}
-    won = quorum_leaders(
-        sorted({r.fault.target for r in data.recoveries if r.fault.target.startswith("kafka")})
-    )
+    won = quorum_leaders(kafka_nodes())
     faults = []
     for r in data.recoveries:
         outcome, applied = outcomes.get(r.fault.fault_id, ("", True))

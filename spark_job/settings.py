@@ -59,7 +59,7 @@ class Settings:
             starting_offsets=_env("CHAOSBED_STARTING_OFFSETS", "earliest"),
             max_offsets_per_trigger=int(_env("CHAOSBED_MAX_OFFSETS_PER_TRIGGER", "20000")),
             trigger_interval=_env("CHAOSBED_TRIGGER_INTERVAL", "500 milliseconds"),
-            master=_env("CHAOSBED_SPARK_MASTER", "local[2,4]"),
+            master=_env("CHAOSBED_SPARK_MASTER", "local[6,4]"),
             driver_memory=_env("CHAOSBED_DRIVER_MEMORY", "1g"),
             jars_dir=_env("CHAOSBED_SPARK_JARS", "/opt/spark-jars"),
             cds_archive=_env("CHAOSBED_SPARK_CDS_ARCHIVE", "/opt/spark-cds/spark.jsa"),

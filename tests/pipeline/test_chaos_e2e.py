@@ -11,7 +11,16 @@ from tools.chaos.config import ChaosConfig
 
 from .conftest import ROOT, Pipeline, run_playbook
 
-SERVICES = ("kafka-1", "kafka-2", "kafka-3", "postgres", "spark")
+SERVICES = (
+    "kafka-controller-1",
+    "kafka-controller-2",
+    "kafka-controller-3",
+    "kafka-1",
+    "kafka-2",
+    "kafka-3",
+    "postgres",
+    "spark",
+)
 
 
 def newest_run(scenario: str) -> Path:

@@ -50,6 +50,33 @@ def wait_for_rows(pipeline: Pipeline, run_id: str, expected: int, timeout: float
             time.sleep(1)
 
 
+def quorum_status(pipeline: Pipeline) -> dict[str, str]:
+    """Kafka's own `kafka-metadata-quorum describe --status`, run in a broker container."""
+    code, out = pipeline.container("kafka-1").exec_run(
+        [
+            "sh",
+            "-c",
+            'java -cp "/opt/kafka/libs/*" org.apache.kafka.tools.MetadataQuorumCommand '
+            "--bootstrap-server kafka-1:19092 describe --status",
+        ]
+    )
+    assert code == 0, out.decode()[-2000:]
+    return dict(line.split(":", 1) for line in out.decode().splitlines() if ":" in line)
+
+
+def test_dedicated_controllers_hold_the_quorum_and_brokers_observe(pipeline: Pipeline) -> None:
+    status = quorum_status(pipeline)
+    voters = {v["id"] for v in json.loads(status["CurrentVoters"])}
+    observers = {o["id"] for o in json.loads(status["CurrentObservers"])}
+    assert voters == {101, 102, 103}
+    assert observers == {1, 2, 3}
+    assert int(status["LeaderId"]) in voters
+    # A controller has no client listener, so nothing is published for it on the host.
+    controller = pipeline.container("kafka-controller-1")
+    assert controller.status == "running"
+    assert not controller.attrs["HostConfig"]["PortBindings"]
+
+
 def test_three_brokers_and_full_isr(pipeline: Pipeline) -> None:
     meta = AdminClient({"bootstrap.servers": pipeline.bootstrap_servers}).list_topics(timeout=10)
     assert sorted(meta.brokers) == [1, 2, 3]
