@@ -38,6 +38,11 @@ BASE_CONFIG: dict[str, Any] = {
     # every in-flight batch until it thaws, however soon its partitions have new leaders.
     "request.timeout.ms": 1500,
     "reconnect.backoff.max.ms": 1000,
+    # Hold a connection to every broker, not only the leaders'. With all partitions led by one broker,
+    # a pause of it left no connection to ask for new leaders: librdkafka skipped the refresh ("no
+    # usable brokers") and waited out a 2 s handshake with the frozen broker first, stalling every
+    # partition's acks 4.2-4.6 s (pause probe 2026-12-03 09:41, benchmarks/README.md).
+    "enable.sparse.connections": False,
     # 25 ms, not 5: fewer, fuller produce requests; at 1,000 events/s the brokers used 0.28 of a core
     # instead of 0.47 (measured); each event waits at most 20 ms longer.
     "linger.ms": 25,

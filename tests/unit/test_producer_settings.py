@@ -18,6 +18,7 @@ def test_defaults_follow_the_research_recommendation() -> None:
     assert config["socket.timeout.ms"] == 1500 and config["request.timeout.ms"] == 1500
     assert config["socket.connection.setup.timeout.ms"] == 3000
     assert config["reconnect.backoff.max.ms"] == 1000
+    assert config["enable.sparse.connections"] is False
     assert config["linger.ms"] == 25 and config["message.timeout.ms"] == 300000
     assert config["queue.buffering.max.messages"] >= 600_000
     assert config["sticky.partitioning.linger.ms"] == 100
