@@ -116,6 +116,11 @@ def events_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         # measured here: a paused controller+leader held a micro-batch 10 s. Give up sooner and let Spark
         # retry with a fresh client, which finds the new leader; 40 tries keep ~80 s before the query fails.
         .option("kafka.default.api.timeout.ms", settings.api_timeout_ms)
+        # The admin client's I/O thread sleeps until the next call deadline or metadata refresh, and only
+        # then notices a request past its request timeout (KafkaAdminClient 3.9): a lookup sent to a
+        # frozen leader waited out the whole api timeout. A refresh due every 0.5 s wakes it, so the
+        # request timeout applies; pause probes: median 3.1 s against 4.1 s (benchmarks/README.md, 2026-12-03).
+        .option("kafka.metadata.max.age.ms", "500")
         .option("fetchOffset.numRetries", "40")
         .option("fetchOffset.retryIntervalMs", "100")
         .options(**{f"kafka.{name}": value for name, value in settings.kafka_options.items()})

@@ -25,6 +25,7 @@ def settings() -> Settings:
 def test_kafka_options_reach_the_source_and_override(spark_session: SparkSession, settings: Settings) -> None:
     plan = events_stream(spark_session, settings)._jdf.queryExecution().logical().toString()
     assert "kafka.metadata.max.age.ms=1234" in plan
+    assert "kafka.metadata.max.age.ms=500" not in plan
     # Set after the built-in 1000 ms: the pass-through wins.
     assert "kafka.request.timeout.ms=1500" in plan
     assert "kafka.request.timeout.ms=1000" not in plan
@@ -38,6 +39,8 @@ def test_lost_leader_backoffs_are_set_and_can_be_overridden(spark_session: Spark
         "kafka.reconnect.backoff.max.ms=1000",
         "kafka.retry.backoff.ms=50",
         "kafka.retry.backoff.max.ms=250",
+        # Wakes the driver's admin client so a request to a frozen leader times out after 1 s, not 2.
+        "kafka.metadata.max.age.ms=500",
     ):
         assert option in plan
     overridden = local_settings(kafka_options={"reconnect.backoff.ms": "50"})
