@@ -119,7 +119,7 @@ def events_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         # The admin client's I/O thread sleeps until the next call deadline or metadata refresh, and only
         # then notices a request past its request timeout (KafkaAdminClient 3.9): a lookup sent to a
         # frozen leader waited out the whole api timeout. A refresh due every 0.5 s wakes it, so the
-        # request timeout applies; pause probes: median 3.1 s against 4.1 s (benchmarks/README.md, 2026-12-03).
+        # request timeout applies; pause probes: median 3.1 s against 4.1 s (benchmarks/README.md).
         .option("kafka.metadata.max.age.ms", "500")
         .option("fetchOffset.numRetries", "40")
         .option("fetchOffset.retryIntervalMs", "100")
