@@ -41,7 +41,7 @@ BASE_CONFIG: dict[str, Any] = {
     # Hold a connection to every broker, not only the leaders'. With all partitions led by one broker,
     # a pause of it left no connection to ask for new leaders: librdkafka skipped the refresh ("no
     # usable brokers") and waited out a 2 s handshake with the frozen broker first, stalling every
-    # partition's acks 4.2-4.6 s (pause probe 2026-12-03 09:41, benchmarks/README.md).
+    # partition's acks, the worst 3.2-4.6 s (pause probe 2026-12-03 09:41, benchmarks/README.md).
     "enable.sparse.connections": False,
     # 25 ms, not 5: fewer, fuller produce requests; at 1,000 events/s the brokers used 0.28 of a core
     # instead of 0.47 (measured); each event waits at most 20 ms longer.
