@@ -94,36 +94,11 @@ def events_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
         # Ride out a broker failover inside the task instead of failing it.
         .option("kafkaConsumer.pollTimeoutMs", settings.poll_timeout_ms)
-        # A broker holds a fetch with too little data for up to this long; Kafka's 500 ms default
-        # stretched every micro-batch by most of a second.
-        .option("kafka.fetch.max.wait.ms", settings.fetch_max_wait_ms)
-        # A paused or killed leader: give up on its silent connection after `request_timeout_ms` (a fetch
-        # answers in milliseconds otherwise), reconnect within a second, and ask for the new leader.
-        .option("kafka.request.timeout.ms", settings.request_timeout_ms)
-        .option("kafka.socket.connection.setup.timeout.ms", "1000")
-        .option("kafka.socket.connection.setup.timeout.max.ms", "3000")
-        # A lost leader: every failed dial or timed-out request asks for new metadata, but the request waits
-        # while any node is connecting, and by default the client re-dials the lost leader every 50 ms,
-        # so it can stay on the lost leader until it returns (broker kills waited 14-15 s for the restart).
-        # Re-dial a failed node after 0.5-1 s and retry metadata after 50-250 ms, so the metadata
-        # request reaches another broker first: eight broker kills in two probes recovered in 3.0-6.0 s,
-        # none waited for the restart (benchmarks/README.md, 2026-12-03).
-        .option("kafka.reconnect.backoff.ms", "500")
-        .option("kafka.reconnect.backoff.max.ms", "1000")
-        .option("kafka.retry.backoff.ms", "50")
-        .option("kafka.retry.backoff.max.ms", "250")
-        # The driver's offset lookup (AdminClient listOffsets) retries a silent leader until this runs out,
-        # measured here: a paused controller+leader held a micro-batch 10 s. Give up sooner and let Spark
-        # retry with a fresh client, which finds the new leader; 40 tries keep ~80 s before the query fails.
-        .option("kafka.default.api.timeout.ms", settings.api_timeout_ms)
-        # The admin client's I/O thread sleeps until the next call deadline or metadata refresh, and only
-        # then notices a request past its request timeout (KafkaAdminClient 3.9): a lookup sent to a
-        # frozen leader waited out the whole api timeout. A refresh due every 0.5 s wakes it, so the
-        # request timeout applies; pause probes: median 3.1 s against 4.1 s (benchmarks/README.md).
-        .option("kafka.metadata.max.age.ms", "500")
-        .option("fetchOffset.numRetries", "40")
-        .option("fetchOffset.retryIntervalMs", "100")
-        .options(**{f"kafka.{name}": value for name, value in settings.kafka_options.items()})
+        # A failed offset lookup is retried with a fresh client, which finds a partition's new leader.
+        .option("fetchOffset.numRetries", settings.fetch_offset_retries)
+        .option("fetchOffset.retryIntervalMs", settings.fetch_offset_retry_interval_ms)
+        # The Kafka client settings (spark_kafka_properties, then spark_kafka_options): docs/tuning.md.
+        .options(**{f"kafka.{name}": value for name, value in settings.kafka_client().items()})
         .load()
     )
     event = F.from_json(F.col("value").cast("string"), EVENT_SCHEMA)

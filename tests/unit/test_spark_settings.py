@@ -34,11 +34,37 @@ def test_kafka_options_must_be_a_json_object(monkeypatch: pytest.MonkeyPatch, te
         Settings.from_env()
 
 
-def test_kafka_timeouts_without_env_match_the_role_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kafka_settings_without_env_match_the_role_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     # A job started by hand (no role-written environment) must time out like a provisioned one.
-    monkeypatch.delenv("CHAOSBED_KAFKA_REQUEST_TIMEOUT_MS", raising=False)
-    monkeypatch.delenv("CHAOSBED_KAFKA_API_TIMEOUT_MS", raising=False)
+    for name in ("KAFKA_PROPERTIES", "FETCH_OFFSET_RETRIES", "FETCH_OFFSET_RETRY_INTERVAL_MS"):
+        monkeypatch.delenv(f"CHAOSBED_{name}", raising=False)
     defaults = yaml.safe_load((REPO / "roles" / "spark" / "defaults" / "main.yml").read_text())
     settings = Settings.from_env()
-    assert settings.request_timeout_ms == defaults["spark_kafka_request_timeout_ms"]
-    assert settings.api_timeout_ms == defaults["spark_kafka_api_timeout_ms"]
+    assert settings.kafka_properties == {k: str(v) for k, v in defaults["spark_kafka_properties"].items()}
+    assert settings.kafka_properties["request.timeout.ms"] == "1000"
+    assert settings.kafka_properties["default.api.timeout.ms"] == "2000"
+    assert settings.fetch_offset_retries == defaults["spark_fetch_offset_retries"]
+    assert settings.fetch_offset_retry_interval_ms == defaults["spark_fetch_offset_retry_interval_ms"]
+
+
+def test_kafka_properties_from_env_and_options_over_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    properties = '{"request.timeout.ms": 800, "default.api.timeout.ms": 900}'
+    monkeypatch.setenv("CHAOSBED_KAFKA_PROPERTIES", properties)
+    monkeypatch.setenv("CHAOSBED_KAFKA_OPTIONS", '{"default.api.timeout.ms": 1600}')
+    settings = Settings.from_env()
+    assert settings.kafka_properties == {"request.timeout.ms": "800", "default.api.timeout.ms": "900"}
+    assert settings.kafka_client() == {"request.timeout.ms": "800", "default.api.timeout.ms": "1600"}
+
+
+def test_kafka_properties_must_be_a_json_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAOSBED_KAFKA_PROPERTIES", "[1]")
+    with pytest.raises(SystemExit, match="CHAOSBED_KAFKA_PROPERTIES must be a JSON object"):
+        Settings.from_env()
+
+
+def test_api_timeout_below_request_timeout_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The Kafka clients refuse it, and the query would never start.
+    monkeypatch.delenv("CHAOSBED_KAFKA_PROPERTIES", raising=False)
+    monkeypatch.setenv("CHAOSBED_KAFKA_OPTIONS", '{"default.api.timeout.ms": 500}')
+    with pytest.raises(SystemExit, match=r"default\.api\.timeout\.ms must be >= request\.timeout\.ms"):
+        Settings.from_env()

@@ -1,5 +1,6 @@
-"""The job's Kafka source as Spark plans it: the `spark_kafka_options` pass-through reaches the source and
-overrides a built-in setting, and in local mode the Kafka jars load from the driver's class path.
+"""The job's Kafka source as Spark plans it: the `spark_kafka_properties` reach the source, the
+`spark_kafka_options` pass-through overrides them, and in local mode the Kafka jars load from the driver's
+class path.
 
 A real local Spark session (no broker needed: planning a streaming source does not connect). The jars
 are the ones `make setup` resolved for the Spark image.
@@ -26,7 +27,7 @@ def test_kafka_options_reach_the_source_and_override(spark_session: SparkSession
     plan = events_stream(spark_session, settings)._jdf.queryExecution().logical().toString()
     assert "kafka.metadata.max.age.ms=1234" in plan
     assert "kafka.metadata.max.age.ms=500" not in plan
-    # Set after the built-in 1000 ms: the pass-through wins.
+    # Set over spark_kafka_properties' 1000 ms: the pass-through wins.
     assert "kafka.request.timeout.ms=1500" in plan
     assert "kafka.request.timeout.ms=1000" not in plan
 
@@ -35,6 +36,13 @@ def test_lost_leader_backoffs_are_set_and_can_be_overridden(spark_session: Spark
     # Re-dial a lost broker after 0.5 s, not Kafka's 50 ms, so a metadata request can reach another one.
     plan = events_stream(spark_session, local_settings())._jdf.queryExecution().logical().toString()
     for option in (
+        "kafka.fetch.max.wait.ms=10",
+        "kafka.request.timeout.ms=1000",
+        "kafka.default.api.timeout.ms=2000",
+        "kafka.socket.connection.setup.timeout.ms=1000",
+        "kafka.socket.connection.setup.timeout.max.ms=3000",
+        "fetchOffset.numRetries=40",
+        "fetchOffset.retryIntervalMs=100",
         "kafka.reconnect.backoff.ms=500",
         "kafka.reconnect.backoff.max.ms=1000",
         "kafka.retry.backoff.ms=50",

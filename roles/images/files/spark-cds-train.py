@@ -90,8 +90,10 @@ def train_kafka_consumer(spark) -> None:
 
 
 def main(archive: str) -> None:
+    base = Settings.from_env()
+    timeouts = {"request.timeout.ms": "500", "default.api.timeout.ms": "500"}
     settings = dataclasses.replace(
-        Settings.from_env(), bootstrap_servers=NOWHERE, request_timeout_ms=500, api_timeout_ms=500
+        base, bootstrap_servers=NOWHERE, kafka_properties={**base.kafka_properties, **timeouts}
     )
     spark = build_session(settings, "chaosbed-cds-training", f"-XX:ArchiveClassesAtExit={archive}")
     with tempfile.TemporaryDirectory() as rate_checkpoint, tempfile.TemporaryDirectory() as kafka_checkpoint:
