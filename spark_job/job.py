@@ -74,8 +74,8 @@ def is_local_path(path: str) -> bool:
 def local_checkpoint_files(builder: SparkSession.Builder) -> SparkSession.Builder:
     """Checkpoint files on a local disk without Hadoop's shell-outs. Without Hadoop's native library its
     local file system forks `readlink` or `chmod` for renames and checksummed files: ~4 processes from
-    the driver per micro-batch, and ~50 ms each for writing the offset log and the commit log (9 and 7 ms
-    without, measured). The plain-file manager writes a temporary file and renames it, which POSIX makes
+    the driver per micro-batch, each costing the offset and commit log writes tens of milliseconds
+    (docs/tuning.md). The plain-file manager writes a temporary file and renames it, which POSIX makes
     atomic; the raw file system drops the .crc side files. Only for local paths: on object stores a
     rename is not atomic, and Spark picks its own manager there."""
     return builder.config(

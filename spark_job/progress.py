@@ -66,8 +66,7 @@ class ProgressRecorder:
     def attach(self, spark: SparkSession) -> None:
         """Listen to `spark`'s streaming queries. Events arrive as Spark's JSON (one call back into the
         JVM per event): PySpark's StreamingQueryListener converts each event field by field over py4j,
-        and at two batches a second that made the listener thread the driver's busiest (0.16 of a core,
-        most of it class-loader misses, measured in thread dumps)."""
+        and at two batches a second that made the listener thread the driver's busiest (docs/tuning.md)."""
         gateway = spark.sparkContext._gateway
         if gateway is None:
             raise RuntimeError("no Spark gateway: the session is not running")

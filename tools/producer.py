@@ -22,29 +22,21 @@ from tools.errors import ToolError
 from tools.ledger import LedgerWriter
 from tools.progress import ProducerStats, Progress
 
-# Research §3.2 Rec.: ride out outages as acks, not errors; retry fast once the cluster is back.
+# Ride out outages as acks, not errors, and follow new leaders as soon as the controller names them.
+# Why each value: docs/tuning.md ("The producer").
 BASE_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable.idempotence": True,
-    # A paused or cut-off leader answers nothing: give its requests up after 1.5 s, when the controller
-    # has fenced it (broker.session.timeout.ms 1500) and its partitions have new leaders. librdkafka
-    # times a produce request out after the larger of socket.timeout.ms and request.timeout.ms, then
-    # re-queries the leaders; ids produced in a pause's first 6 s were acknowledged
-    # at most 3.4-4.8 s later per partition with both at 3 s, 1.2-3.0 s with 1.5 s (pause probes,
-    # benchmarks/README.md, 2026-12-02 16:31).
+    # A request to a silent leader is given up after 1.5 s, when the controller has fenced it; a produce
+    # request waits the larger of socket.timeout.ms and request.timeout.ms, so both are short.
     "socket.timeout.ms": 1500,
     "socket.connection.setup.timeout.ms": 3000,
-    # Produce requests have their own timeout (librdkafka: 30 s): without this a frozen leader holds
-    # every in-flight batch until it thaws, however soon its partitions have new leaders.
     "request.timeout.ms": 1500,
     "reconnect.backoff.max.ms": 1000,
-    # Hold a connection to every broker, not only the leaders'. With all partitions led by one broker,
-    # a pause of it left no connection to ask for new leaders: librdkafka skipped the refresh ("no
-    # usable brokers") and waited out a 2 s handshake with the frozen broker first, stalling every
-    # partition's acks, the worst 3.2-4.6 s (pause probe 2026-12-03 09:41, benchmarks/README.md).
+    # A connection to every broker, so a frozen leader of every partition never leaves none to ask for
+    # the new leaders.
     "enable.sparse.connections": False,
-    # 25 ms, not 5: fewer, fuller produce requests; at 1,000 events/s the brokers used 0.28 of a core
-    # instead of 0.47 (measured); each event waits at most 20 ms longer.
+    # Fewer, fuller produce requests (less broker CPU); each event waits at most 20 ms longer.
     "linger.ms": 25,
     "message.timeout.ms": 300000,
     # rate x longest outage must fit: 1M messages of ~70 bytes.

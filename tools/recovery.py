@@ -1,6 +1,7 @@
 """Recovery time per fault, from per-second sink aggregates and the producer's activity.
 
-THE definition (research §7, Jepsen-aligned; the report quotes RecoveryParams.describe()):
+THE definition (one for every fault kind, written out in docs/checker.md; the report quotes
+RecoveryParams.describe()):
 
 * Per second s (bucketed by committed_at) the sink gives n(s), the rows committed, and p99(s), the
   99th percentile of end-to-end latency committed_at - produced_at of those rows.

@@ -1,9 +1,9 @@
 """The checker: every attempted id from the ledger against the sink table, Jepsen set-checker style.
 
-Classes (research §0/§1.3): acked ids must be present exactly once (`missing` = lost); present ids
-must have been attempted (`extra` = unexpected); no id may be delivered twice (`duplicate`); a
-definitely failed send must not be present (`failed_present`, Jepsen's aborted read G1a);
-indeterminate ids may be present or absent (counted, always valid).
+Classes (defined in docs/checker.md): acked ids must be present exactly once (`missing` = lost);
+present ids must have been attempted (`extra` = unexpected); no id may be delivered twice
+(`duplicate`); a definitely failed send must not be present (`failed_present`, Jepsen's aborted read
+G1a); indeterminate ids may be present or absent (counted, always valid).
 
 Scale: the ledger's ranges go to PostgreSQL via COPY; one ordered pass over the run's sink rows
 labels each row with the ledger range that contains it (a running max over the union of range
@@ -21,7 +21,8 @@ from psycopg2 import sql
 from psycopg2.extensions import connection
 
 from tools.ledger import ACKED, FAILED, INDETERMINATE, LedgerState
-from tools.rundir import check_sink_table, now_iso
+from tools.run.clock import now_iso
+from tools.run.meta import check_sink_table
 
 SAMPLE_LIMIT = 20
 

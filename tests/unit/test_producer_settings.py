@@ -9,12 +9,12 @@ from tools.errors import ToolError
 from tools.producer import ProduceOptions, is_definite_failure, parse_config_overrides, reserve_block
 
 
-def test_defaults_follow_the_research_recommendation() -> None:
+def test_defaults_ride_out_outages_and_follow_new_leaders() -> None:
     config = ProduceOptions(run_id="r", topic="events", bootstrap_servers="127.0.0.1:1").kafka_config()
     assert config["acks"] == "all" and config["enable.idempotence"] is True
-    # 1.5 s, not the research's 10 s: a killed or paused leader's partitions move after its 1.5 s session
-    # timeout, and the producer should follow then (benchmarks/README.md, 2026-12-02); a produce request
-    # waits the larger of the two, so both must be short. Still far above a normal ack.
+    # 1.5 s: a killed or paused leader's partitions move after its 1.5 s session timeout, and the
+    # producer should follow then (docs/tuning.md); a produce request waits the larger of the two, so
+    # both must be short. Still far above a normal ack.
     assert config["socket.timeout.ms"] == 1500 and config["request.timeout.ms"] == 1500
     assert config["socket.connection.setup.timeout.ms"] == 3000
     assert config["reconnect.backoff.max.ms"] == 1000
