@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from confluent_kafka import KafkaError
 
 from tools.errors import ToolError
-from tools.producer import ProduceOptions, is_definite_failure, parse_config_overrides, reserve_block
+from tools.producer import (
+    BASE_CONFIG,
+    ProduceOptions,
+    is_definite_failure,
+    parse_config_overrides,
+    reserve_block,
+)
 
 
 def test_defaults_ride_out_outages_and_follow_new_leaders() -> None:
@@ -54,3 +62,23 @@ def test_reservation_block_is_about_half_a_second_of_traffic() -> None:
     assert reserve_block(1000) == 500
     assert reserve_block(10) == 100
     assert reserve_block(10_000_000) == 20000
+
+
+def test_docs_list_every_producer_setting_with_the_code_value() -> None:
+    # docs/tuning.md's producer table is the documentation of BASE_CONFIG: it must not drift from it.
+    text = (Path(__file__).resolve().parents[2] / "docs" / "tuning.md").read_text()
+    section = text.split("## The producer", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, str] = {}
+    for row in section.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        names = [n.strip().strip("`") for n in cells[0].split(" / ")]
+        values = [v.strip().strip("`") for v in cells[1].split(" / ")]
+        first = names[0]
+        for name, value in zip(names, values, strict=True):
+            # `.kbytes` after `queue.buffering.max.messages`: the first name with its last part replaced.
+            full = first.rsplit(".", 1)[0] + name if name.startswith(".") else name
+            documented[full] = value
+    code = {k: str(v).lower() for k, v in BASE_CONFIG.items()}
+    assert documented == code
