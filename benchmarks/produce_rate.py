@@ -50,7 +50,7 @@ def main() -> None:
         run_id = f"bench-{uuid.uuid4().hex[:8]}"
         t = time.monotonic()
         res = subprocess.run(
-            [sys.executable, "-m", "tools", "produce", "--run-id", run_id, "--run-dir", str(root),
+            [sys.executable, "-m", "tools", "produce", "--run-id", run_id, "--runs-root", str(root),
              "--bootstrap-servers", bootstrap, "--topic", topic, "--rate", "0", "--count", str(args.count)],
             cwd=REPO, capture_output=True, text=True, check=False,
         )  # fmt: skip

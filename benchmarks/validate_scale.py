@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 
 from fixtures.postgres import running_postgres  # noqa: E402
 
-from tools import rundir  # noqa: E402
 from tools.ledger import LEDGER_FILE, load_ledger  # noqa: E402
 from tools.pgconn import connect  # noqa: E402
+from tools.run import meta  # noqa: E402
 from tools.validation import validate_run  # noqa: E402
 
 RUN_ID = "bench-scale"
@@ -125,7 +125,7 @@ def main() -> None:
             server = stack.enter_context(running_postgres())
             dsn = server.create_database("bench")
         root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        run_dir = rundir.create_run(root, RUN_ID, postgres_dsn=dsn)
+        run_dir = meta.create_run(root / RUN_ID, postgres_dsn=dsn)
         t = time.monotonic()
         acked_end, indet = write_ledger(run_dir, args.ids)
         load_rows(dsn, run_dir, args.ids, acked_end, indet)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 
 from tools.chaos.cli import app as chaos_app
-from tools.commands import produce, report, validate
+from tools.commands import experiment, produce, report, validate
 
 app = typer.Typer(
-    help="chaosbed: produce load, validate every id end to end, inject faults, report.",
+    help="chaosbed: run resilience experiments; produce load, inject faults, validate every id, report.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -16,6 +16,7 @@ app.command(name="produce")(produce.produce)
 app.command(name="validate")(validate.validate)
 app.command(name="report")(report.report)
 app.add_typer(chaos_app, name="chaos")
+app.add_typer(experiment.app, name="experiment")
 
 
 def main() -> None:

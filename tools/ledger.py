@@ -33,8 +33,8 @@ from pathlib import Path
 from tools import ranges
 from tools.errors import ToolError
 from tools.ranges import Range
+from tools.run.layout import LEDGER_FILE
 
-LEDGER_FILE = "ledger.log"
 MAGIC = "chaosbed-ledger"
 VERSION = 1
 HEARTBEAT_MS = 1000

@@ -81,7 +81,7 @@ class Bed:
         env.update(
             CHAOSBED_CONTAINER_PREFIX=self.prefix,
             CHAOSBED_LABEL_NAMESPACE=self.ns,
-            CHAOSBED_RUNS_DIR=str(self.runs_dir),
+            CHAOSBED_RUNS_ROOT=str(self.runs_dir),
             CHAOSBED_BROKER_PREFIX="kafka",
             PYTHONPATH=str(REPO),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,12 @@ SERVICES = (
 )
 
 
-def newest_run(scenario: str) -> Path:
-    runs = sorted((ROOT / "runs").glob(f"*-{scenario}"), key=lambda p: p.stat().st_mtime)
-    assert runs, "chaos.yml left no run directory"
-    return runs[-1]
+def run_of(stdout: str) -> Path:
+    """The run directory `tools experiment run` printed (`run: <dir>`), as the playbook shows it."""
+    found = re.findall(r'"run: ([^"]+)"', stdout)
+    assert len(found) == 1, stdout[-4000:]
+    run = Path(found[0])
+    return run if run.is_absolute() else ROOT / run
 
 
 def chaosbed_rules(pipeline: Pipeline, service: str) -> list[str]:
@@ -45,7 +48,7 @@ def chaosbed_rules(pipeline: Pipeline, service: str) -> list[str]:
 @pytest.fixture(scope="module")
 def ci_experiment(pipeline: Pipeline) -> tuple[int, str, Path]:
     result = run_playbook("playbooks/chaos.yml", "-e", "scenario=ci")
-    return result.returncode, result.stdout, newest_run("ci")
+    return result.returncode, result.stdout, run_of(result.stdout)
 
 
 def test_experiment_passes_validation(ci_experiment: tuple[int, str, Path]) -> None:
@@ -58,7 +61,9 @@ def test_experiment_passes_validation(ci_experiment: tuple[int, str, Path]) -> N
 
 
 def test_every_fault_kind_ran_and_has_a_recovery_time(ci_experiment: tuple[int, str, Path]) -> None:
-    _, _, run = ci_experiment
+    code, stdout, run = ci_experiment
+    assert code == 0, stdout[-4000:]
+    assert run.name.endswith("-ci")
     faults = [json.loads(line) for line in (run / "timeline.jsonl").read_text().splitlines() if line.strip()]
     kinds = {f["kind"] for f in faults if f["outcome"] == "ok"}
     assert {"pause", "kill", "stop", "restart", "iptables loss", "iptables partition"} <= kinds

@@ -64,7 +64,7 @@ def crash_and_replay(pipeline: Pipeline, runs: Path, profile: str, sink_table: s
         "produce",
         "--run-id",
         run_id,
-        "--run-dir",
+        "--runs-root",
         str(runs),
         "--count",
         "3000",

@@ -10,7 +10,7 @@ from fixtures.cli import invoke, run_tools
 from fixtures.kafka import KafkaBroker
 from fixtures.ports import free_port
 
-from tools import rundir
+from tools.run import meta
 
 
 def assert_one_line_error(result_stderr: str, exit_code: int, needle: str) -> None:
@@ -22,7 +22,7 @@ def assert_one_line_error(result_stderr: str, exit_code: int, needle: str) -> No
 
 
 def make_run(root: Path, run_id: str = "r1", **kwargs: str) -> Path:
-    run_dir = rundir.create_run(root, run_id, **kwargs)
+    run_dir = meta.create_run(root / run_id, **kwargs)
     (run_dir / "ledger.log").write_text(
         f"chaosbed-ledger 1 {run_id}\nS 1 1 1\nR 1 0 9\nA 2 0 9 0 0\nC 3 10\n"
     )
@@ -33,7 +33,7 @@ def make_run(root: Path, run_id: str = "r1", **kwargs: str) -> Path:
 def test_missing_run(tmp_path: Path, command: str) -> None:
     res = run_tools(command, tmp_path / "nope")
     assert_one_line_error(res.stderr, res.returncode, "no run at")
-    res = invoke(command, "--run-dir", tmp_path, "--run-id", "nope")
+    res = invoke(command, "--runs-root", tmp_path, "--run-id", "nope")
     assert_one_line_error(res.stderr, res.exit_code, "no run at")
 
 
@@ -48,7 +48,7 @@ def test_corrupt_ledger(tmp_path: Path, postgres_dsn: str) -> None:
 
 
 def test_missing_ledger(tmp_path: Path, postgres_dsn: str) -> None:
-    run_dir = rundir.create_run(tmp_path, "r1", postgres_dsn=postgres_dsn)
+    run_dir = meta.create_run(tmp_path / "r1", postgres_dsn=postgres_dsn)
     res = invoke("validate", run_dir)
     assert_one_line_error(res.stderr, res.exit_code, "no producer ledger")
 
@@ -98,18 +98,18 @@ def test_report_offline_needs_no_database(tmp_path: Path) -> None:
     ],
 )
 def test_produce_bad_flags(tmp_path: Path, args: list[str], needle: str) -> None:
-    res = invoke("produce", "--run-dir", tmp_path, "--bootstrap-servers", "127.0.0.1:1", *args)
+    res = invoke("produce", "--runs-root", tmp_path, "--bootstrap-servers", "127.0.0.1:1", *args)
     assert_one_line_error(res.stderr, res.exit_code, needle)
 
 
 def test_produce_without_bootstrap_servers(tmp_path: Path) -> None:
-    res = invoke("produce", "--run-id", "r1", "--run-dir", tmp_path, "--count", "1")
+    res = invoke("produce", "--run-id", "r1", "--runs-root", tmp_path, "--count", "1")
     assert_one_line_error(res.stderr, res.exit_code, "no Kafka bootstrap servers")
 
 
 def test_produce_to_a_missing_topic(tmp_path: Path, kafka_broker: KafkaBroker) -> None:
     res = run_tools(
-        "produce", "--run-id", "r1", "--run-dir", tmp_path, "--bootstrap-servers", kafka_broker.bootstrap,
+        "produce", "--run-id", "r1", "--runs-root", tmp_path, "--bootstrap-servers", kafka_broker.bootstrap,
         "--topic", "no_such_topic", "--count", "1",
     )  # fmt: skip
     assert_one_line_error(res.stderr, res.returncode, "topic 'no_such_topic' does not exist")
@@ -121,12 +121,12 @@ def test_produce_init_only_writes_run_json_for_the_playbook(tmp_path: Path) -> N
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"versions": {"kafka": "4.4.0"}, "topology": {"brokers": 3}}))
     res = invoke(
-        "produce", "--run-id", "r9", "--run-dir", tmp_path, "--init-only", "--bootstrap-servers", "k:9092",
+        "produce", "--run-id", "r9", "--runs-root", tmp_path, "--init-only", "--bootstrap-servers", "k:9092",
         "--postgres-dsn", "host=pg passfile=/p", "--profile", "unsafe-kafka", "--meta", f"@{meta}",
     )  # fmt: skip
     assert res.exit_code == 0, res.stderr
     assert res.stdout.strip() == str(tmp_path / "r9")
-    data = rundir.load_run(tmp_path / "r9")
+    data = meta.load_run(tmp_path / "r9")
     assert data["profile"] == "unsafe-kafka" and data["versions"] == {"kafka": "4.4.0"}
     assert data["topology"] == {"brokers": 3} and data["postgres_dsn"] == "host=pg passfile=/p"
     assert not (tmp_path / "r9" / "ledger.log").exists()

@@ -50,7 +50,7 @@ def test_recovery_is_measured_on_a_real_run(
     run_dir = tmp_path / "e2e"
     with SinkEmulator(kafka_broker.bootstrap, kafka_topic, fresh_pg_dsn) as sink:
         proc = popen_tools(
-            "produce", "--run-id", "e2e", "--run-dir", tmp_path, "--bootstrap-servers",
+            "produce", "--run-id", "e2e", "--runs-root", tmp_path, "--bootstrap-servers",
             kafka_broker.bootstrap, "--topic", kafka_topic, "--postgres-dsn", fresh_pg_dsn, "--rate", "1000",
         )  # fmt: skip
         try:

@@ -14,12 +14,12 @@ from fixtures.kafka import KafkaBroker
 
 from tools import ranges
 from tools.ledger import LedgerState, load_ledger
-from tools.rundir import load_run
+from tools.run.meta import load_run
 
 
 def produce_args(run_dir: Path, run_id: str, broker: KafkaBroker, topic: str, *extra: str) -> list[str]:
     return [
-        "produce", "--run-id", run_id, "--run-dir", str(run_dir),
+        "produce", "--run-id", run_id, "--runs-root", str(run_dir),
         "--bootstrap-servers", broker.bootstrap, "--topic", topic, *extra,
     ]  # fmt: skip
 

@@ -16,7 +16,7 @@ def test_validate_and_report_a_produced_run(
     tmp_path: Path, kafka_broker: KafkaBroker, kafka_topic: str, fresh_pg_dsn: str
 ) -> None:
     res = run_tools(
-        "produce", "--run-id", "v1", "--runs-dir", tmp_path, "--bootstrap-servers", kafka_broker.bootstrap,
+        "produce", "--run-id", "v1", "--runs-root", tmp_path, "--bootstrap-servers", kafka_broker.bootstrap,
         "--topic", kafka_topic, "--postgres-dsn", fresh_pg_dsn, "--rate", "0", "--count", "3000",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -35,7 +35,7 @@ def test_validate_and_report_a_produced_run(
     # Lose one acked row and duplicate another: exit 1, both reported.
     execute(fresh_pg_dsn, "DELETE FROM events WHERE run_id = 'v1' AND event_id = 42")
     execute(fresh_pg_dsn, "UPDATE events SET deliveries = 2 WHERE run_id = 'v1' AND event_id = 7")
-    res = run_tools("validate", "--run-dir", tmp_path, "--run-id", "v1", "--json")
+    res = run_tools("validate", "--runs-root", tmp_path, "--run-id", "v1", "--json")
     assert res.returncode == 1, res.stderr
     data = json.loads(res.stdout)
     assert (data["missing_count"], data["duplicate_count"], data["valid"]) == (1, 1, False)
@@ -55,7 +55,7 @@ def test_validate_and_report_a_produced_run(
 
 
 def test_validate_append_table_counts_duplicate_rows(tmp_path: Path, fresh_pg_dsn: str) -> None:
-    res = run_tools("produce", "--run-id", "a1", "--run-dir", tmp_path, "--init-only", "--postgres-dsn",
+    res = run_tools("produce", "--run-id", "a1", "--runs-root", tmp_path, "--init-only", "--postgres-dsn",
                     fresh_pg_dsn, "--sink-table", "events_append", "--profile", "unsafe-sink")  # fmt: skip
     assert res.returncode == 0, res.stderr
     run_dir = tmp_path / "a1"

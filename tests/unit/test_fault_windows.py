@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tools.timeline import read_faults
+from tools.run.timeline import read_faults
 
 
 def test_reads_ms_fields_iso_fallback_null_end_and_skips_torn_lines(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ import psycopg2
 import pytest
 from fixtures.sink import Row, execute, insert_rows
 
-from tools import rundir
 from tools.ledger import load_ledger
 from tools.recovery import RecoveryParams
 from tools.report.data import gather
 from tools.report.render import NOT_MEASURED, REPORT_FILE, write_report
+from tools.run import meta
+from tools.run.clock import iso_from_ms
 from tools.validation import validate_run
 
 T0 = 1_800_000_000  # epoch seconds: the synthetic run starts here
@@ -55,8 +56,8 @@ def write_timeline(run_dir: Path) -> None:
             "target": "kafka-1",
             "params": {"duration": "10s"},
             "executor": "docker",
-            "start": rundir.iso_from_ms(ms(60)),
-            "end": rundir.iso_from_ms(ms(70)),
+            "start": iso_from_ms(ms(60)),
+            "end": iso_from_ms(ms(70)),
             "start_ms": ms(60),
             "end_ms": ms(70),
             "outcome": "ok",
@@ -67,8 +68,8 @@ def write_timeline(run_dir: Path) -> None:
             "target": "spark",
             "params": {},
             "executor": "pumba",
-            "start": rundir.iso_from_ms(ms(100)),
-            "end": rundir.iso_from_ms(ms(101)),
+            "start": iso_from_ms(ms(100)),
+            "end": iso_from_ms(ms(101)),
             "outcome": "ok",
         },
         # Begins while f1 is active: its recovery includes f1's effect, and the report says so.
@@ -85,9 +86,8 @@ def write_timeline(run_dir: Path) -> None:
 
 @pytest.fixture
 def full_run(tmp_path: Path, fresh_pg_dsn: str) -> Path:
-    run_dir = rundir.create_run(
-        tmp_path,
-        RUN,
+    run_dir = meta.create_run(
+        tmp_path / RUN,
         bootstrap_servers="kafka-1:9092",
         topic="events",
         postgres_dsn=fresh_pg_dsn,
@@ -95,10 +95,10 @@ def full_run(tmp_path: Path, fresh_pg_dsn: str) -> Path:
         topology={"brokers": 3},
         settings={"min_isr": 2},
     )
-    rundir.update_run(
+    meta.update_run(
         run_dir,
-        started_at=rundir.iso_from_ms(ms(0)),
-        ended_at=rundir.iso_from_ms(ms(SECONDS)),
+        started_at=iso_from_ms(ms(0)),
+        ended_at=iso_from_ms(ms(SECONDS)),
         settings={"producer": {"rate": 100.0}},
     )
     write_ledger(run_dir)
@@ -113,7 +113,7 @@ def full_run(tmp_path: Path, fresh_pg_dsn: str) -> Path:
     )
     with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:
         result = validate_run(conn, RUN, load_ledger(run_dir), "events")
-    rundir.write_json_atomic(run_dir / "validation.json", result.to_json())
+    meta.write_json_atomic(run_dir / "validation.json", result.to_json())
     return run_dir
 
 
@@ -193,7 +193,7 @@ def test_full_report_numbers_come_from_the_data(full_run: Path, fresh_pg_dsn: st
 
 
 def test_missing_data_says_not_measured(tmp_path: Path, fresh_pg_dsn: str) -> None:
-    run_dir = rundir.create_run(tmp_path, "empty-run", postgres_dsn=fresh_pg_dsn)
+    run_dir = meta.create_run(tmp_path / "empty-run", postgres_dsn=fresh_pg_dsn)
     text = render(run_dir, fresh_pg_dsn)
     for title in (
         "1. Experiment setup",
@@ -209,7 +209,7 @@ def test_missing_data_says_not_measured(tmp_path: Path, fresh_pg_dsn: str) -> No
 
 
 def test_unsafe_profile_is_labelled(full_run: Path, fresh_pg_dsn: str) -> None:
-    rundir.update_run(full_run, profile="unsafe-sink")
+    meta.update_run(full_run, profile="unsafe-sink")
     text = render(full_run, fresh_pg_dsn)
     head = text.split("## Overview")[0]
     assert "KNOWN-UNSAFE CONFIGURATION: profile `unsafe-sink`" in head
@@ -227,7 +227,7 @@ def test_invalid_validation_is_reported_with_problems(full_run: Path, fresh_pg_d
     execute(fresh_pg_dsn, "DELETE FROM events WHERE run_id = %s AND event_id IN (5, 6)", (RUN,))
     with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:
         result = validate_run(conn, RUN, load_ledger(full_run), "events")
-    rundir.write_json_atomic(full_run / "validation.json", result.to_json())
+    meta.write_json_atomic(full_run / "validation.json", result.to_json())
     text = render(full_run, fresh_pg_dsn)
     assert "**Verdict: INVALID**: 2 acknowledged ids missing (lost)" in text
     assert "- missing: 5, 6" in text

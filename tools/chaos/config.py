@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.run.layout import DEFAULT_RUNS_ROOT, runs_root
+
 # The pipeline's services; used for help texts and the built-in random scenario.
 PIPELINE_SERVICES = ("kafka-1", "kafka-2", "kafka-3", "postgres", "spark", "producer")
 
@@ -19,7 +21,7 @@ class ChaosConfig:
     # The images role tags it with chaosbed_image_revision (playbooks/group_vars/all/versions.yml);
     # tests/unit/test_nettools_image.py fails when the two part.
     nettools_image: str = "chaosbed/nettools:3"
-    runs_dir: Path = Path("runs")
+    runs_root: Path = DEFAULT_RUNS_ROOT
     # Services whose names start with this are Kafka brokers (the quorum rule counts them).
     broker_prefix: str = "kafka"
 
@@ -54,7 +56,7 @@ class ChaosConfig:
             container_prefix=env.get("CHAOSBED_CONTAINER_PREFIX", default.container_prefix),
             label_namespace=env.get("CHAOSBED_LABEL_NAMESPACE", default.label_namespace),
             nettools_image=env.get("CHAOSBED_NETTOOLS_IMAGE", default.nettools_image),
-            runs_dir=Path(env.get("CHAOSBED_RUNS_DIR", str(default.runs_dir))),
+            runs_root=runs_root(None, env),
             broker_prefix=env.get("CHAOSBED_BROKER_PREFIX", default.broker_prefix),
         )
 

@@ -1,4 +1,4 @@
-"""The crash-safe intent log, runs/<run_id>/chaos-journal.jsonl.
+"""The crash-safe intent log, <run>/chaos-journal.jsonl.
 
 An `intent` record (what will be changed and how to undo it) is on disk before the change is made, and
 an `undone` record after the change is reverted. Whatever has an intent and no `undone` may still be
@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.chaos.jsonl import JsonlFile, read_jsonl
-
-JOURNAL_NAME = "chaos-journal.jsonl"
+from tools.run.jsonl import JsonlFile, read_jsonl
+from tools.run.layout import JOURNAL_FILE
 
 
 def now_ms() -> int:
@@ -24,7 +23,7 @@ def now_ms() -> int:
 class Journal:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self._file = JsonlFile(run_dir / JOURNAL_NAME)
+        self._file = JsonlFile(run_dir / JOURNAL_FILE)
 
     @property
     def path(self) -> Path:
@@ -63,7 +62,7 @@ class Journal:
 
 
 def read_journal(run_dir: Path) -> list[dict[str, Any]]:
-    return read_jsonl(run_dir / JOURNAL_NAME)
+    return read_jsonl(run_dir / JOURNAL_FILE)
 
 
 def open_intents(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-OK = "ok"
-TARGET_VANISHED = "target-vanished"
-UNSUPPORTED = "unsupported"
-INTERRUPTED = "interrupted"
-RESTORED_AFTER_CRASH = "restored-after-crash"
+from tools.run.timeline import (  # the vocabulary lives with the timeline; re-exported for the executors
+    FAILED,
+    INTERRUPTED,
+    OK,
+    RESTORED_AFTER_CRASH,
+    TARGET_VANISHED,
+    UNSUPPORTED,
+    failed,
+    is_failure,
+)
+
+__all__ = [
+    "INTERRUPTED",
+    "OK",
+    "RESTORED_AFTER_CRASH",
+    "TARGET_VANISHED",
+    "UNSUPPORTED",
+    "FaultFailed",
+    "FaultOutcome",
+    "TargetVanished",
+    "Unsupported",
+    "is_failure",
+]
 
 
 class FaultOutcome(Exception):
-    outcome = "failed"
+    outcome = FAILED
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -28,8 +46,4 @@ class Unsupported(FaultOutcome):
 class FaultFailed(FaultOutcome):
     @property  # type: ignore[override]
     def outcome(self) -> str:
-        return f"failed: {self.detail}"
-
-
-def is_failure(outcome: str) -> bool:
-    return outcome.startswith("failed")
+        return failed(self.detail)

@@ -19,15 +19,15 @@ import docker
 from docker.errors import NotFound
 
 from tools.chaos.config import RULE_COMMENT_PREFIX, ChaosConfig
-from tools.chaos.journal import JOURNAL_NAME, Journal, now_ms, open_intents, pumba_processes, read_journal
+from tools.chaos.journal import Journal, now_ms, open_intents, pumba_processes, read_journal
 from tools.chaos.outcome import RESTORED_AFTER_CRASH, FaultFailed, FaultOutcome, TargetVanished
 from tools.chaos.rules import sweep_rules
 from tools.chaos.sidecar import Sidecar, remove_sidecars
-from tools.chaos.timeline import Timeline, line
 from tools.chaos.undo import undo
 from tools.errors import EXIT_BAD_INPUT, ToolError
+from tools.run.layout import JOURNAL_FILE, LOCK_FILE
+from tools.run.timeline import Timeline, line
 
-LOCK_NAME = "chaos.lock"
 PUMBA_SKIP_LABEL = "com.gaiaadm.pumba.skip"
 
 
@@ -35,7 +35,7 @@ class RunLock:
     """Held by a running `chaos run` (the kernel drops it when the process dies, even on SIGKILL)."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK_NAME
+        self.path = run_dir / LOCK_FILE
         self._handle: IO[str] | None = None
 
     def acquire(self) -> bool:
@@ -174,8 +174,8 @@ def _line(intent: dict[str, Any], calls: list[str], end_ms: int, outcome: str) -
 
 def restore_dir(client: docker.DockerClient, cfg: ChaosConfig, run_dir: Path) -> RestoreReport:
     """`restore --run-dir`: refuses while the run's own process is still alive (it restores itself)."""
-    if not (run_dir / JOURNAL_NAME).exists():
-        raise ToolError(f"{run_dir}: no {JOURNAL_NAME} here (not a chaos run directory?)", EXIT_BAD_INPUT)
+    if not (run_dir / JOURNAL_FILE).exists():
+        raise ToolError(f"{run_dir}: no {JOURNAL_FILE} here (not a chaos run directory?)", EXIT_BAD_INPUT)
     lock = RunLock(run_dir)
     if not lock.acquire():
         raise ToolError(
@@ -192,7 +192,7 @@ def restore_dir(client: docker.DockerClient, cfg: ChaosConfig, run_dir: Path) ->
 def restore_all(client: docker.DockerClient, cfg: ChaosConfig) -> list[RestoreReport]:
     """`restore --all`: every run under the runs dir, leftover sidecars, and stray chaosbed rules."""
     reports, active = [], set()
-    journals = sorted(cfg.runs_dir.glob(f"*/{JOURNAL_NAME}")) if cfg.runs_dir.exists() else []
+    journals = sorted(cfg.runs_root.glob(f"*/{JOURNAL_FILE}")) if cfg.runs_root.exists() else []
     for path in journals:
         lock = RunLock(path.parent)
         if not lock.acquire():
@@ -204,7 +204,7 @@ def restore_all(client: docker.DockerClient, cfg: ChaosConfig) -> list[RestoreRe
             reports.append(restore_run(client, cfg, path.parent))
         finally:
             lock.release()
-    sweep = RestoreReport(cfg.runs_dir)
+    sweep = RestoreReport(cfg.runs_root)
     for container in client.containers.list(
         filters={"label": f"{cfg.sidecar_label}=true"}, all=True, ignore_removed=True
     ):

@@ -21,8 +21,8 @@ from tools.chaos.outcome import INTERRUPTED, OK, FaultFailed, FaultOutcome, Targ
 from tools.chaos.restore import RestoreReport, restore_run
 from tools.chaos.schedule import Action, Schedule
 from tools.chaos.targets import Target
-from tools.chaos.timeline import Timeline, line
 from tools.chaos.undo import undo
+from tools.run.timeline import Timeline, line
 
 JOIN_POLL_S = 0.2
 

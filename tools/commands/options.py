@@ -1,4 +1,4 @@
-"""Option types shared by the commands that read a run (validate, report)."""
+"""Options that mean the same in every command (the run's location, the sink)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,23 @@ from typing import Annotated
 
 import typer
 
+from tools.run.layout import RUNS_ROOT_ENV
+
 RunArgument = Annotated[
-    Path | None, typer.Argument(help="Run directory, or a run id under --run-dir.", show_default=False)
+    Path | None,
+    typer.Argument(help="A run directory, or a run id under the runs root.", show_default=False),
 ]
-RunsDirOption = Annotated[
+RunsRootOption = Annotated[
     Path | None,
     typer.Option(
-        "--run-dir",
-        "--runs-dir",
-        help="Root of run directories (default runs/).",
-        envvar="CHAOSBED_RUN_DIR",
+        "--runs-root",
+        help="Root of all runs (default runs/).",
+        envvar=RUNS_ROOT_ENV,
+        show_default=False,
     ),
 ]
-RunIdOption = Annotated[str | None, typer.Option(help="Run id under --run-dir.")]
+RunDirOption = Annotated[Path | None, typer.Option("--run-dir", help="One run's directory.")]
+RunIdOption = Annotated[str | None, typer.Option("--run-id", help="A run under the runs root.")]
 PostgresDsnOption = Annotated[str | None, typer.Option(help="Sink DSN (default: from run.json).")]
 SinkTableOption = Annotated[
     str | None, typer.Option(help="events or events_append (default: from run.json).")

@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from tools import rundir
+from tools.commands.options import RunDirOption, RunsRootOption
 from tools.errors import ToolError, one_line_errors
 from tools.ledger import LedgerWriter
 from tools.producer import EventProducer, ProduceOptions, parse_config_overrides
 from tools.progress import make_progress
+from tools.run.clock import now_iso
+from tools.run.layout import new_run_dir, run_id_of
+from tools.run.meta import create_run, load_run, update_run
 
 
-def _parse_meta(meta: str | None) -> dict[str, Any]:
+def parse_meta(meta: str | None) -> dict[str, Any]:
     """--meta: inline JSON object, or @path to a JSON file (versions/topology/settings for run.json)."""
     if not meta:
         return {}
@@ -37,14 +39,14 @@ def _parse_meta(meta: str | None) -> dict[str, Any]:
 @one_line_errors
 def produce(
     run_id: Annotated[
-        str | None, typer.Option(help="Run id; a new one (run-<UTC time>) if omitted. Reuse it to resume.")
-    ] = None,
-    run_dir: Annotated[
-        Path,
+        str | None,
         typer.Option(
-            "--run-dir", "--runs-dir", help="Root directory of run directories.", envvar="CHAOSBED_RUN_DIR"
+            "--run-id",
+            help="A run under the runs root; a new one (<UTC time>-produce) if omitted. Reuse to resume.",
         ),
-    ] = rundir.DEFAULT_ROOT,
+    ] = None,
+    run_dir: RunDirOption = None,
+    runs_root: RunsRootOption = None,
     bootstrap_servers: Annotated[
         str | None, typer.Option(help="Kafka bootstrap servers (default: from run.json).")
     ] = None,
@@ -81,12 +83,11 @@ def produce(
     """
     if count is not None and duration is not None:
         raise ToolError("give --count or --duration, not both")
-    run_id = rundir.check_run_id(run_id or datetime.now(UTC).strftime("run-%Y%m%dT%H%M%SZ"))
+    target = new_run_dir(run_dir, run_id, runs_root, "produce")
     overrides = parse_config_overrides(kafka_config or [])
-    extra = _parse_meta(meta)
-    path = rundir.create_run(
-        run_dir,
-        run_id,
+    extra = parse_meta(meta)
+    path = create_run(
+        target,
         bootstrap_servers=bootstrap_servers,
         topic=topic,
         postgres_dsn=postgres_dsn,
@@ -94,7 +95,8 @@ def produce(
         sink_table=sink_table,
         extra=extra,
     )
-    run = rundir.load_run(path)
+    run = load_run(path)
+    run_id = run_id_of(path)
     if init_only:
         typer.echo(str(path))
         return
@@ -117,7 +119,7 @@ def produce(
     except BaseException:
         ledger.close(ledger.reserved_until)
         raise
-    rundir.update_run(
+    update_run(
         path,
         settings={
             "producer": {
@@ -141,7 +143,7 @@ def produce(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        rundir.update_run(path, ended_at=rundir.now_iso())
+        update_run(path, ended_at=now_iso())
     rate_s = (summary.next_id - summary.first_id) / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
     typer.echo(
         f"run {run_id}: sent ids {summary.first_id}..{summary.next_id - 1} "

@@ -7,35 +7,48 @@ from typing import Annotated
 import psycopg2
 import typer
 
-from tools import rundir
-from tools.commands.options import PostgresDsnOption, RunArgument, RunIdOption, RunsDirOption, SinkTableOption
+from tools.commands.options import (
+    PostgresDsnOption,
+    RunArgument,
+    RunDirOption,
+    RunIdOption,
+    RunsRootOption,
+    SinkTableOption,
+)
 from tools.errors import ToolError, one_line_errors
 from tools.pgconn import connect
 from tools.recovery import RecoveryParams
+from tools.run.layout import find_run
+from tools.run.meta import load_run
+
+DEFAULTS = RecoveryParams()
 
 
 @one_line_errors
 def report(
     run: RunArgument = None,
-    run_dir: RunsDirOption = None,
+    run_dir: RunDirOption = None,
     run_id: RunIdOption = None,
+    runs_root: RunsRootOption = None,
     postgres_dsn: PostgresDsnOption = None,
     sink_table: SinkTableOption = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="Do not query PostgreSQL; sink sections read 'not measured'.")
     ] = False,
-    hold: Annotated[int, typer.Option(min=1, help="Recovery: seconds the pipeline must stay healthy.")] = 10,
+    hold: Annotated[
+        int, typer.Option(min=1, help="Recovery: seconds the pipeline must stay healthy.")
+    ] = DEFAULTS.hold_s,
     baseline: Annotated[
         int, typer.Option(min=1, help="Recovery: seconds before the first fault used as the baseline.")
-    ] = 60,
+    ] = DEFAULTS.baseline_s,
 ) -> None:
     """Render the run's resilience report (Markdown + PNG plots) from its own data only."""
     # Imported here: matplotlib costs more than a second, which every other command would pay.
     from tools.report.data import gather
     from tools.report.render import write_report
 
-    path = rundir.resolve(run, run_dir, run_id)
-    info = rundir.load_run(path)
+    path = find_run(run, run_dir, run_id, runs_root)
+    info = load_run(path)
     params = RecoveryParams(hold_s=hold, baseline_s=baseline)
     conn = None if offline else connect(postgres_dsn or info.get("postgres_dsn"), what="sink")
     try:

@@ -10,14 +10,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tools import rundir
-from tools.commands.options import PostgresDsnOption, RunArgument, RunIdOption, RunsDirOption, SinkTableOption
+from tools.commands.options import (
+    PostgresDsnOption,
+    RunArgument,
+    RunDirOption,
+    RunIdOption,
+    RunsRootOption,
+    SinkTableOption,
+)
 from tools.errors import EXIT_FINDING, ToolError, one_line_errors
 from tools.ledger import load_ledger
 from tools.pgconn import connect
+from tools.run.layout import VALIDATION_FILE, find_run
+from tools.run.meta import check_sink_table, load_run, write_json_atomic
 from tools.validation import ValidationResult, validate_run, wait_until_settled
-
-VALIDATION_JSON = "validation.json"
 
 
 def _table(result: ValidationResult) -> Table:
@@ -51,8 +57,9 @@ def _table(result: ValidationResult) -> Table:
 @one_line_errors
 def validate(
     run: RunArgument = None,
-    run_dir: RunsDirOption = None,
+    run_dir: RunDirOption = None,
     run_id: RunIdOption = None,
+    runs_root: RunsRootOption = None,
     postgres_dsn: PostgresDsnOption = None,
     sink_table: SinkTableOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -70,9 +77,9 @@ def validate(
     1 if any is; 2 on bad input (no such run, corrupt ledger, database unreachable). Writes
     validation.json into the run directory.
     """
-    path = rundir.resolve(run, run_dir, run_id)
-    info = rundir.load_run(path)
-    table = rundir.check_sink_table(sink_table or info["sink_table"])
+    path = find_run(run, run_dir, run_id, runs_root)
+    info = load_run(path)
+    table = check_sink_table(sink_table or info["sink_table"])
     state = load_ledger(path)
     if state.run_id != info["run_id"]:
         raise ToolError(f"ledger of run {state.run_id!r} found in the directory of run {info['run_id']!r}")
@@ -88,7 +95,7 @@ def validate(
     finally:
         conn.close()
     data = result.to_json()
-    rundir.write_json_atomic(path / VALIDATION_JSON, data)
+    write_json_atomic(path / VALIDATION_FILE, data)
     if json_output:
         typer.echo(json.dumps(data, indent=2))
     else:

@@ -19,7 +19,7 @@ from psycopg2.extensions import connection
 
 from tools import ranges
 from tools.errors import ToolError
-from tools.ledger import LEDGER_FILE, LedgerState, load_ledger
+from tools.ledger import LedgerState, load_ledger
 from tools.recovery import (
     Baseline,
     FaultRecovery,
@@ -32,10 +32,11 @@ from tools.recovery import (
     recover_faults,
     summarize_by_kind,
 )
-from tools.rundir import check_sink_table, load_run, ms_from_iso, now_iso
-from tools.timeline import Fault, read_faults
+from tools.run.clock import ms_from_iso, now_iso
+from tools.run.layout import LEDGER_FILE, VALIDATION_FILE
+from tools.run.meta import check_sink_table, load_run
+from tools.run.timeline import Fault, read_faults
 
-VALIDATION_FILE = "validation.json"
 AFTER_FAULT_S = 60  # how long after a fault's end its producer-side effects are attributed to it
 
 

@@ -17,11 +17,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from tools.recovery import FaultRecovery, SecondStats
-from tools.timeline import Fault
-
-THROUGHPUT_PNG = "throughput.png"
-LATENCY_PNG = "latency.png"
-RECOVERY_PNG = "recovery_time.png"
+from tools.run.layout import LATENCY_PNG, RECOVERY_PNG, THROUGHPUT_PNG
+from tools.run.timeline import Fault
 
 
 def _shade_faults(ax: Axes, faults: Sequence[Fault], t0_ms: int, end_ms: int) -> None:

@@ -15,9 +15,9 @@ import jinja2
 from tools.pgconn import redact_dsn
 from tools.report import plots
 from tools.report.data import ReportData
-from tools.rundir import iso_from_ms
+from tools.run.clock import iso_from_ms
+from tools.run.layout import REPORT_FILE
 
-REPORT_FILE = "RESILIENCE_REPORT.md"
 TEMPLATE = "report.md.j2"
 NOT_MEASURED = "not measured in this run"
 SAFE_PROFILE = "safe"

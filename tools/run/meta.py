@@ -1,83 +1,29 @@
-"""The run directory `runs/<run_id>/` and its `run.json`: create, find, read, update.
+"""run.json: everything later commands need (DSN, brokers, topic, sink table, profile, settings).
 
-run.json records everything later commands need (DSN, brokers, topic, sink table, profile), so
-`tools validate <run>` and `tools report <run>` work without flags.
+`tools validate <run>` and `tools report <run>` read it, so they work without flags.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tools.errors import ToolError
+from tools.run.clock import now_iso
+from tools.run.layout import RUN_JSON, run_id_of
 
-RUN_JSON = "run.json"
-DEFAULT_ROOT = Path("runs")
 SINK_TABLES = ("events", "events_append")
 DEFAULT_TOPIC = "events"
 DEFAULT_PROFILE = "safe"
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def now_iso() -> str:
-    """ISO 8601 UTC with milliseconds, the one timestamp format of every run file."""
-    return iso_from_ms(int(datetime.now(UTC).timestamp() * 1000))
-
-
-def iso_from_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def ms_from_iso(value: str) -> int:
-    """Epoch ms from an ISO 8601 string; naive values are taken as UTC."""
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return round(dt.timestamp() * 1000)
-
-
-def check_run_id(run_id: str) -> str:
-    if not _RUN_ID_RE.match(run_id):
-        raise ToolError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' or '-' (max 128)")
-    return run_id
 
 
 def check_sink_table(table: str) -> str:
     if table not in SINK_TABLES:
         raise ToolError(f"invalid sink table {table!r}: expected one of {', '.join(SINK_TABLES)}")
     return table
-
-
-def resolve(path: Path | None, root: Path | None, run_id: str | None) -> Path:
-    """Find a run directory from a positional path, or --run-dir (root) + --run-id.
-
-    The positional argument may be the run directory itself or a run id under the root. With
-    only --run-dir, that directory is taken as the run directory if it holds a run.json.
-    """
-    root = root or DEFAULT_ROOT
-    if path is not None:
-        if (path / RUN_JSON).is_file() or run_id is not None:
-            candidate = path
-        elif not path.exists() and len(path.parts) == 1 and (root / path.name / RUN_JSON).is_file():
-            candidate = root / path.name
-        else:
-            candidate = path
-    elif run_id is not None:
-        candidate = root / check_run_id(run_id)
-    elif (root / RUN_JSON).is_file():
-        candidate = root
-    else:
-        raise ToolError(
-            "no run given: pass a run directory, or --run-id (with --run-dir for a non-default root)"
-        )
-    if not (candidate / RUN_JSON).is_file():
-        raise ToolError(f"no run at {candidate}: {candidate / RUN_JSON} not found")
-    return candidate
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
@@ -133,8 +79,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_run(
-    root: Path,
-    run_id: str,
+    run_dir: Path,
     *,
     bootstrap_servers: str | None = None,
     topic: str | None = None,
@@ -146,13 +91,12 @@ def create_run(
     settings: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Create `root/run_id/run.json`, or merge the given fields into an existing one.
+    """Create `run_dir/run.json` (the run id is the directory's name), or merge fields into an existing one.
 
     Fields left as None keep their stored value (or the default for a new run); dicts are merged.
-    Used by `tools produce` and by the chaos playbook (`tools produce --init-only ...`).
+    Used by `tools produce` and `tools experiment run`.
     """
-    check_run_id(run_id)
-    run_dir = root / run_id
+    run_id = run_id_of(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
