@@ -7,7 +7,9 @@ import threading
 import pytest
 
 from tools.chaos import netfilter
-from tools.chaos.docker_executor import DockerExecutor
+from tools.chaos.docker.engine import Engine
+from tools.chaos.docker.iptables import insert
+from tools.chaos.docker.netem import add_qdiscs
 from tools.chaos.outcome import FaultFailed
 from tools.chaos.undo import undo
 
@@ -90,12 +92,12 @@ def test_partition_drops_traffic_from_peers_only(bed) -> None:
 
 def test_failed_setup_undoes_the_rules_it_applied(bed) -> None:
     container = bed.service("t")
-    executor = DockerExecutor(bed.client, bed.cfg, "failtest")
+    engine = Engine(bed.client, bed.cfg, "failtest")
     good = ["INPUT", "-i", "eth0", "-m", "comment", "--comment", "chaosbed:failtest/01-t", "-j", "DROP"]
     bad = ["INPUT", "-i", "eth0", "-m", "no-such-match", "-j", "DROP"]
     calls: list[str] = []
     with pytest.raises(FaultFailed, match="no-such-match"):
-        executor._iptables(container.id, "failtest/01-t", [good, good, bad], calls)
+        insert(engine, container.id, "failtest/01-t", [good, good, bad], calls)
     assert sum(c.startswith("exec iptables -w 5 -I") for c in calls) == 3
     assert sum(c.startswith("exec iptables -w 5 -D") for c in calls) == 2
     assert bed.chaos_rules("t") == []
@@ -111,9 +113,9 @@ def test_missing_nettools_image_is_refused_up_front_and_never_pulled(bed) -> Non
     assert result.returncode == 2 and "never pulls it" in result.stderr
     assert not bed.runs_dir.exists()
     # Gone mid-run (someone deleted it): the fault fails cleanly, still without a pull.
-    executor = DockerExecutor(bed.client, bed.cfg, "noimg")
+    engine = Engine(bed.client, bed.cfg, "noimg")
     with pytest.raises(FaultFailed, match="never pulled"):
-        executor._iptables(container.id, "noimg/01-t", [["INPUT", "-j", "DROP"]], [])
+        insert(engine, container.id, "noimg/01-t", [["INPUT", "-j", "DROP"]], [])
     assert not bed.client.images.list(name="chaosbed/not-there")
     assert not bed.sidecars()
     bed.extra_env.clear()
@@ -181,18 +183,18 @@ def test_netem_is_detected_unsupported_and_recorded(bed) -> None:
 def test_netem_apply_and_undo_leave_qdiscs_that_are_not_ours(bed) -> None:
     """The tc paths this kernel can exercise: a failed apply and an undo change nothing that is not ours."""
     container = bed.service("t")
-    executor = DockerExecutor(bed.client, bed.cfg, "tc")
+    engine = Engine(bed.client, bed.cfg, "tc")
     delay = [["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "100ms"]]
     undo_netem = [["tc", "qdisc", "del", "dev", "eth0", "root", "netem"]]
     with pytest.raises(FaultFailed):  # no sch_netem here (or "File exists" elsewhere): nothing to roll back
-        executor._netem(container.id, "tc/01-t", "eth0", delay, undo_netem, [])
+        add_qdiscs(engine, container.id, "tc/01-t", "eth0", delay, undo_netem, [])
     spec = {"op": "tc", "container_id": container.id, "dev": "eth0", "cmds": undo_netem}
     undo(bed.client, bed.cfg, spec, run_id="tc", fault_id="tc/01-t", calls=[])  # root not ours: no-op
     assert "noqueue 0: root" in bed.netns_exec("t", ["tc", "qdisc", "show", "dev", "eth0"])
 
     bed.netns_exec("t", ["tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "pfifo_fast"])
     with pytest.raises(FaultFailed, match="already has a root qdisc"):
-        executor._netem(container.id, "tc/02-t", "eth0", delay, undo_netem, [])
+        add_qdiscs(engine, container.id, "tc/02-t", "eth0", delay, undo_netem, [])
     undo(bed.client, bed.cfg, spec, run_id="tc", fault_id="tc/02-t", calls=[])
     assert "pfifo_fast 1: root" in bed.netns_exec("t", ["tc", "qdisc", "show", "dev", "eth0"])
     assert not bed.sidecars()

@@ -8,7 +8,7 @@ import pytest
 
 from tools.chaos.config import ChaosConfig
 from tools.chaos.faults import parse_fault
-from tools.chaos.pumba_executor import PumbaMappingError, pumba_argv
+from tools.chaos.pumba import PumbaMappingError, pumba_argv
 from tools.chaos.schedule import Action
 
 IMG = ChaosConfig().nettools_image

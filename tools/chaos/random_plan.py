@@ -5,26 +5,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from tools.chaos import kinds
 from tools.chaos.durations import format_duration
 from tools.chaos.faults import FaultSpec, parse_fault
+from tools.chaos.kinds import RANDOM_KINDS
 from tools.chaos.schedule import check_conflicts, check_quorum
 
-# rm destroys state, so a random plan never uses it.
-RANDOM_KINDS = (
-    "kill",
-    "stop",
-    "pause",
-    "restart",
-    "iptables loss",
-    "iptables partition",
-    "netem delay",
-    "netem loss",
-    "netem rate",
-    "netem duplicate",
-    "netem corrupt",
-)
 # How many (kind, target) draws to try at one slot before leaving the slot empty.
 _TRIES = 8
 
@@ -48,33 +35,6 @@ def _seconds(rng: random.Random, bounds: tuple[int, int]) -> int:
     return rng.randint(lo, max(lo, hi)) * 1000
 
 
-def _raw_fault(
-    rng: random.Random, kind: str, target: str, targets: tuple[str, ...], length_ms: int
-) -> dict[str, Any]:
-    length = format_duration(length_ms)
-    raw: dict[str, Any] = {"kind": kind, "target": target}
-    if kind == "kill":
-        raw["restart_after"] = length
-    elif kind == "stop":
-        raw.update(restart=True, duration=length)
-    elif kind == "restart":
-        raw["timeout"] = "1s"
-    elif kind == "iptables loss":
-        raw.update(duration=length, probability=rng.randint(10, 50) / 100)
-    elif kind == "iptables partition":
-        raw.update(duration=length, peers=[t for t in targets if t != target])
-    elif kind == "netem delay":
-        delay = rng.randint(50, 300)
-        raw.update(duration=length, time=delay, jitter=min(10, delay))
-    elif kind == "netem rate":
-        raw.update(duration=length, rate="1mbit")
-    elif kind.startswith("netem "):
-        raw.update(duration=length, percent=rng.randint(1, 20))
-    else:  # pause
-        raw["duration"] = length
-    return raw
-
-
 def generate(spec: RandomSpec, is_broker: Callable[[str], bool]) -> list[FaultSpec]:
     """Walk the phase in random steps; at each step draw a fault that keeps every rule, or skip the step."""
     rng = random.Random(spec.seed)
@@ -88,9 +48,10 @@ def generate(spec: RandomSpec, is_broker: Callable[[str], bool]) -> list[FaultSp
             kind = rng.choice(spec.kinds)
             target = rng.choice(spec.targets)
             length = _seconds(rng, spec.fault_ms)
-            if kind == "iptables partition" and len(spec.targets) < 2:
+            draw = kinds.get(kind).random_draw
+            raw = draw(rng, target, spec.targets, length) if draw is not None else None
+            if raw is None:
                 continue
-            raw = _raw_fault(rng, kind, target, spec.targets, length)
             raw["at"] = format_duration(at)
             raw["name"] = f"random {kind} {target}"
             candidate = parse_fault(len(faults) + 1, raw)
@@ -106,3 +67,6 @@ def generate(spec: RandomSpec, is_broker: Callable[[str], bool]) -> list[FaultSp
                 continue
             faults.append(candidate)
             break
+
+
+__all__ = ["RANDOM_KINDS", "RandomSpec", "generate"]

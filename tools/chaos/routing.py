@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tools.chaos.runner import Executor
-from tools.chaos.systemd_executor import SystemdExecutor
+from tools.chaos.systemd.executor import SystemdExecutor
 from tools.chaos.targets import Target
 
 

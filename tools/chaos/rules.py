@@ -35,14 +35,14 @@ def insert_rules(shell: Shell, rules: list[netfilter.Rule], in_order: bool = Fal
         raise
 
 
-def _accepts_last(rules: list[netfilter.Rule]) -> list[netfilter.Rule]:
+def removal_order(rules: list[netfilter.Rule]) -> list[netfilter.Rule]:
     # An ACCEPT of ours keeps the control channel (SSH) open: it goes only once every DROP is gone.
     return sorted(rules, key=lambda rule: rule[-2:] == ["-j", "ACCEPT"])
 
 
 def remove_rules(shell: Shell, rules: list[netfilter.Rule], comment: str | None) -> None:
     """Delete the listed rules, then any rule still carrying our comment (duplicates, a crashed retry)."""
-    for rule in _accepts_last(rules):
+    for rule in removal_order(rules):
         # Exit 1 = "Bad rule (does a matching rule exist?)": already gone.
         result = shell.run(netfilter.delete_cmd(rule), check=False)
         if result.exit_code not in (0, 1):
@@ -50,14 +50,14 @@ def remove_rules(shell: Shell, rules: list[netfilter.Rule], comment: str | None)
     if comment is None:
         return
     listing = shell.run(netfilter.LIST_CMD).stdout
-    for rule in _accepts_last(netfilter.tagged_rules(listing, comment)):
+    for rule in removal_order(netfilter.tagged_rules(listing, comment)):
         shell.run(netfilter.delete_cmd(rule))
 
 
 def sweep_rules(shell: Shell, keep_prefixes: tuple[str, ...]) -> list[str]:
     """Delete every chaosbed-tagged rule except those of runs still in progress; returns their comments."""
     swept = []
-    for rule in _accepts_last(netfilter.tagged_rules(shell.run(netfilter.LIST_CMD).stdout)):
+    for rule in removal_order(netfilter.tagged_rules(shell.run(netfilter.LIST_CMD).stdout)):
         comment = rule[rule.index("--comment") + 1]
         if keep_prefixes and comment.startswith(keep_prefixes):
             continue

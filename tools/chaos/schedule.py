@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tools.chaos.durations import format_duration, format_offset
-from tools.chaos.faults import DISRUPTIVE_KINDS, LIFECYCLE_KINDS, NETEM_KINDS, FaultSpec
+from tools.chaos.faults import FaultSpec
+from tools.chaos.kinds import CONFLICT_GROUPS, DISRUPTIVE_KINDS
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,9 @@ def _describe(fault: FaultSpec) -> str:
 
 
 def check_conflicts(faults: list[FaultSpec], phase_ms: int) -> str | None:
-    """Two lifecycle faults, or two netem faults, on one target at once cannot both work: refuse them."""
-    for kinds, why in (
-        (LIFECYCLE_KINDS, "two lifecycle faults on one container at once"),
-        # One root qdisc per interface: Pumba's second `tc qdisc add` fails with "File exists".
-        (NETEM_KINDS, "two netem faults on one container at once"),
-    ):
+    """Two faults of one conflict group (e.g. two lifecycle faults) on one target at once cannot both
+    work: refuse them. Each kind names its group (tools/chaos/kinds/)."""
+    for kinds, why in CONFLICT_GROUPS:
         busy = _busy(faults, phase_ms, kinds)
         for i, first in enumerate(busy):
             for second in busy[i + 1 :]:
