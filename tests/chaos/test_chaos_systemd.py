@@ -27,7 +27,7 @@ pytestmark = pytest.mark.docker
 
 # The image make setup builds, not a copy of its tag.
 VM_IMAGE = vm_image()
-UNITS = ("cb-kill", "cb-stop", "cb-pause", "cb-net")
+UNITS = ("cb-kill", "cb-stop", "cb-pause", "cb-restart", "cb-net")
 # Two processes per unit, so "every process of the unit" is observable.
 UNIT_TEXT = """[Unit]
 Description=chaosbed test unit
@@ -51,6 +51,9 @@ class Vm:
 
     def active(self, unit: str) -> str:
         return self.sh(f"systemctl show -p ActiveState --value {unit}")[1].strip()
+
+    def main_pid(self, unit: str) -> int:
+        return int(self.sh(f"systemctl show -p MainPID --value {unit}")[1].strip())
 
     def process_states(self, unit: str) -> set[str]:
         """ps states (S sleeping, T stopped) of the unit's processes."""
@@ -207,6 +210,26 @@ def test_lifecycle_faults_hold_against_the_restart_policy_and_restore(vmbed: VmB
     stop = lines["svc-stop"]
     assert any("TimeoutStopSec=2" in c for c in stop["call"])
     assert 5.0 <= (kill["end_ms"] - kill["start_ms"]) / 1000 < 15
+
+
+def test_restart_restarts_the_unit_and_removes_its_dropin(vmbed: VmBed) -> None:
+    a = vmbed.a
+    before = a.main_pid("cb-restart")
+    assert before > 0
+    proc, run_dir, _ = vmbed.start_run(
+        "restart", "- {kind: restart, target: svc-restart, at: 0s, timeout: 2s}\n", 1
+    )
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert a.active("cb-restart") == "active"
+    after = a.main_pid("cb-restart")
+    assert after > 0 and after != before  # a new main process: the unit really restarted
+    assert a.dropins() == []
+    vmbed.assert_healthy()
+    [line] = vmbed.bed.timeline(run_dir)
+    assert line["kind"] == "restart" and line["outcome"] == "ok" and line["executor"] == "systemd"
+    assert any("TimeoutStopSec=2" in c for c in line["call"])
+    assert any("systemctl restart cb-restart.service" in c for c in line["call"])
 
 
 def test_loss_and_partition_on_hosts_keep_ssh_open(vmbed: VmBed) -> None:

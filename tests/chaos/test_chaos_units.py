@@ -1,12 +1,23 @@
-"""Pure parts: durations, iptables and tc command building, rule listing parsing."""
+"""Pure parts: durations, iptables and tc command building, rule listing parsing, kinds and their units."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
-from tools.chaos import netem, netfilter
+from tools.chaos import docker as docker_units
+from tools.chaos import kinds, netem, netfilter
+from tools.chaos import pumba as pumba_units
+from tools.chaos import systemd as systemd_units
+from tools.chaos.config import ChaosConfig
+from tools.chaos.docker.engine import Engine
 from tools.chaos.durations import DurationError, format_duration, parse_duration
 from tools.chaos.faults import parse_fault
+from tools.chaos.plan import run_steps
+from tools.chaos.schedule import Action
+from tools.chaos.targets import Target
 
 
 @pytest.mark.parametrize(
@@ -214,3 +225,91 @@ def test_tc_root_qdisc_ownership() -> None:
     assert netem.root_is_ours("qdisc prio 1: root refcnt 2 bands 3 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1")
     assert not netem.root_is_ours("qdisc noqueue 0: root refcnt 2")
     assert not netem.root_is_ours("qdisc prio 2: root refcnt 2 bands 3")  # someone else's
+
+
+# --- kinds and their units ------------------------------------------------------------------------
+
+
+def test_every_kind_has_a_unit_in_every_executor() -> None:
+    """Adding a kind means one unit per executor (CONTRIBUTING.md); this fails until each exists."""
+    for executor in (docker_units, systemd_units, pumba_units):
+        covered = [kind for unit in executor.UNITS for kind in unit.kinds]
+        assert sorted(covered) == sorted(kinds.KINDS), executor.__name__
+    for executor in (docker_units, systemd_units):
+        ops = [op for unit in executor.UNITS for op in unit.undo_ops]
+        assert len(ops) == len(set(ops)), executor.__name__  # one unit reverts each journaled op
+
+
+def test_kind_definitions_carry_what_the_schedule_needs() -> None:
+    assert kinds.LIFECYCLE_KINDS == ("kill", "stop", "pause", "restart", "rm")
+    assert {"kill", "stop", "pause", "restart", "rm", "iptables partition"} == kinds.DISRUPTIVE_KINDS
+    assert tuple(k for k in kinds.KINDS if k != "rm") == kinds.RANDOM_KINDS  # rm is never random
+    assert [why for _, why in kinds.CONFLICT_GROUPS] == [
+        "two lifecycle faults on one container at once",
+        "two netem faults on one container at once",
+    ]
+    stop = parse_fault(1, {"kind": "stop", "target": "t", "at": "0s", "time": 2, "restart": True})
+    assert (stop.duration_ms, stop.window_ms, stop.hold_ms) == (10_000, 14_000, 10_000)
+    restart = parse_fault(1, {"kind": "restart", "target": "t", "at": "0s", "timeout": "2s"})
+    assert (restart.window_ms, restart.hold_ms) == (5_000, 0)
+
+
+class FakeApi:
+    """The Docker API calls the lifecycle unit makes, against a container that obeys them."""
+
+    def __init__(self) -> None:
+        self.running, self.paused = True, False
+
+    def inspect_container(self, cid: str) -> dict[str, Any]:
+        state = {"Running": self.running, "Paused": self.paused, "Status": "running"}
+        return {"State": state, "Config": {"Labels": {}}, "HostConfig": {}}
+
+    def kill(self, cid: str, signal: str) -> None:
+        self.running = False
+
+    def start(self, cid: str) -> None:
+        self.running = True
+
+    def pause(self, cid: str) -> None:
+        self.paused = True
+
+    def unpause(self, cid: str) -> None:
+        self.paused = False
+
+    def restart(self, cid: str, timeout: int) -> None:
+        self.running = True
+
+    def remove_container(self, cid: str, **flags: Any) -> None:
+        self.running = False
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"kind": "kill", "restart_after": "5s"},
+        {"kind": "kill", "signal": "SIGTERM"},
+        {"kind": "stop", "time": 1, "restart": True},
+        {"kind": "pause", "duration": "5s"},
+        {"kind": "restart", "timeout": "2s"},
+        {"kind": "rm", "confirm": True, "links": True},
+    ],
+)
+def test_docker_dry_run_lines_are_the_calls_the_steps_make(raw: dict[str, Any]) -> None:
+    fault = parse_fault(1, {"target": "t", "at": "0s", **raw})
+    action = Action(1, fault, "t")
+    engine = Engine(SimpleNamespace(api=FakeApi()), ChaosConfig(), "r")  # type: ignore[arg-type]
+    target = Target("t", "c0ffee" * 10, "cb-t", "running")
+    unit = docker_units.unit_for(fault.kind)
+    run_steps(unit.checks(engine, action, target, "r/01-t"), [])
+    spec = unit.undo_spec(engine, action, target, "r/01-t")
+    steps = [*unit.apply(engine, action, target, "r/01-t", spec), *unit.undo(engine, spec, "r/01-t")]
+    calls: list[str] = []
+    run_steps(steps, calls)
+    shown = [line for step in steps for line in step.shows]
+    if fault.kind == "stop":  # the stop signal comes from a label at run time: shown as "SIGTERM (or ...)"
+        assert shown[0].startswith(calls[0]) and calls[-1] == shown[-1]
+        return
+    # Every call made is a line the dry run shows, in order (an undo's call is skipped when not needed).
+    assert calls == [line for line in shown if line in calls] and set(calls) <= set(shown)
+    if fault.kind in ("kill", "pause", "rm"):
+        assert calls == shown
