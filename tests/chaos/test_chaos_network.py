@@ -90,6 +90,23 @@ def test_partition_drops_traffic_from_peers_only(bed) -> None:
     assert line["kind"] == "iptables partition" and line["outcome"] == "ok"
 
 
+def test_partition_with_a_peer_down_cuts_off_the_others_and_says_so(bed) -> None:
+    for name in ("broker", "up", "down"):
+        bed.service(name)
+    bed.client.containers.get(f"{bed.prefix}down").stop(timeout=0)
+    path = bed.scenario(
+        "- {kind: iptables partition, target: broker, peers: [up, down], at: 0s, duration: 2s}\n"
+    )
+    run_dir = bed.runs_dir / "halfpart"
+    result = bed.cli("run", "--scenario", str(path), "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    [line] = bed.timeline(run_dir)
+    assert line["outcome"] == "ok"
+    assert line["call"][0] == "peers down, nothing to cut off: down"
+    assert sum(" -s " in c and "-I INPUT" in c for c in line["call"]) == 1  # only the peer that is up
+    assert bed.chaos_rules("broker") == []
+
+
 def test_failed_setup_undoes_the_rules_it_applied(bed) -> None:
     container = bed.service("t")
     engine = Engine(bed.client, bed.cfg, "failtest")

@@ -129,8 +129,7 @@ class Runner:
             if target is None:
                 raise TargetVanished(f"no container or unit for service {action.service!r} any more")
             spec = executor.prepare(action, target, fault_id)
-            if spec.get("peers_missing"):
-                calls.append(f"peers down, nothing to cut off: {', '.join(spec['peers_missing'])}")
+            calls += spec.get("notes", [])  # what the unit wants on the record (e.g. a peer that was down)
         except FaultOutcome as exc:
             self._write(action, fault_id, target, calls, start, exc.outcome, exc.detail)
             return

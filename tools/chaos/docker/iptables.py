@@ -17,7 +17,7 @@ from tools.chaos.targets import Target
 
 # Undo op, as written in the journal's intent records:
 #   {"op": "iptables", "container_id": ..., "rules": [...], "comment": "chaosbed:<id>" | null}
-#   (a partition's also carries "peer_ips", and "peers_missing" when a peer was down)
+#   (a partition's also carries "peer_ips", and "peers_missing" and "notes" when a peer was down)
 
 
 def peer_ips(engine: Engine, peers: list[str]) -> tuple[list[str], list[str]]:
@@ -55,7 +55,12 @@ class IptablesUnit:
             return spec | {"rules": netfilter.loss_rules(params, comment)}
         ips, missing = peer_ips(engine, params["peers"])
         spec |= {"rules": netfilter.partition_rules(params["interface"], ips, comment), "peer_ips": ips}
-        return spec | ({"peers_missing": missing} if missing else {})
+        if missing:
+            spec |= {
+                "peers_missing": missing,
+                "notes": [f"peers down, nothing to cut off: {', '.join(missing)}"],
+            }
+        return spec
 
     def apply(
         self, engine: Engine, action: Action, target: Target, fault_id: str, spec: dict[str, Any]
