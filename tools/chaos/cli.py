@@ -9,10 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -32,31 +31,22 @@ app = typer.Typer(
 # Imports below the app so `tools.cli` can always import `app`, even while a module is broken.
 from tools.chaos import targets  # noqa: E402
 from tools.chaos.config import RULE_COMMENT_PREFIX, ChaosConfig  # noqa: E402
-from tools.chaos.docker_executor import DockerExecutor  # noqa: E402
 from tools.chaos.dryrun import dry_run  # noqa: E402
 from tools.chaos.durations import DurationError, format_duration, format_offset, parse_duration  # noqa: E402
-from tools.chaos.faults import NETWORK_KINDS  # noqa: E402
-from tools.chaos.journal import JOURNAL_NAME, Journal  # noqa: E402
+from tools.chaos.executors import build_executor  # noqa: E402
+from tools.chaos.journal import Journal  # noqa: E402
+from tools.chaos.kinds import NETWORK_KINDS  # noqa: E402
 from tools.chaos.outcome import FaultOutcome, is_failure  # noqa: E402
-from tools.chaos.pumba_executor import (  # noqa: E402
-    PUMBA_ENV,
-    PumbaExecutor,
-    PumbaMappingError,
-    find_pumba,
-    pumba_argv,
-)
+from tools.chaos.pumba import PumbaMappingError, pumba_argv  # noqa: E402
+from tools.chaos.pumba.executor import PUMBA_ENV, find_pumba  # noqa: E402
 from tools.chaos.restore import RestoreReport, RunLock, restore_all, restore_dir  # noqa: E402
-from tools.chaos.routing import RoutedExecutor  # noqa: E402
 from tools.chaos.runner import Runner  # noqa: E402
 from tools.chaos.scenario import Scenario, load_scenario, resolve_path  # noqa: E402
-from tools.chaos.systemd_executor import (  # noqa: E402
-    SystemdExecutor,
-    check_units,
-    check_vm_schedule,
-    sweep_host,
-)
-from tools.chaos.timeline import read_timeline  # noqa: E402
+from tools.chaos.systemd.executor import check_units, check_vm_schedule, sweep_host  # noqa: E402
 from tools.chaos.vm_hosts import VmHost, load_hosts  # noqa: E402
+from tools.commands.options import RunDirOption, RunIdOption, RunsRootOption  # noqa: E402
+from tools.run.layout import JOURNAL_FILE, new_run_dir, run_id_of  # noqa: E402
+from tools.run.timeline import read_timeline  # noqa: E402
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -151,10 +141,6 @@ def engine_errors(func: Callable[P, R]) -> Callable[P, R]:
             ) from None
 
     return wrapper
-
-
-def _run_id(run_dir: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", run_dir.resolve().name)[:80] or "run"
 
 
 def _print_plan(loaded: Scenario) -> None:
@@ -294,10 +280,9 @@ def _execute(runner: Runner, journal: Journal, lock: RunLock, run_dir: Path) -> 
 @engine_errors
 def run(
     scenario: ScenarioOpt,
-    run_dir: Annotated[
-        Path | None,
-        typer.Option("--run-dir", help="Where the journal and timeline go (default runs/<utc>-<name>)."),
-    ] = None,
+    run_dir: RunDirOption = None,
+    run_id: RunIdOption = None,
+    runs_root: RunsRootOption = None,
     seed: SeedOpt = None,
     duration: DurationOpt = None,
     executor: Annotated[
@@ -314,8 +299,13 @@ def run(
     ] = False,
     hosts_file: HostsOpt = None,
 ) -> None:
-    """Run a scenario in real time; writes chaos-journal.jsonl and timeline.jsonl; always restores."""
+    """Run a scenario in real time; writes chaos-journal.jsonl and timeline.jsonl; always restores.
+
+    The run goes to --run-dir, or --run-id under the runs root, or a new run <UTC time>-<scenario name>.
+    """
     cfg = ChaosConfig.from_env()
+    if runs_root is not None:
+        cfg = replace(cfg, runs_root=runs_root)
     loaded = _load(scenario, seed, duration, cfg)
     hosts = _hosts(hosts_file)
     bin_path = _pumba_bin(executor, pumba_bin)
@@ -323,17 +313,16 @@ def run(
         _check_pumba(loaded, bin_path, cfg)
     client = _check_engine(loaded, cfg, hosts)
     _check_image(client, loaded, cfg)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = run_dir or cfg.runs_dir / f"{stamp}-{loaded.schedule.name}"
-    run_id = _run_id(run_dir)
+    run_dir = new_run_dir(run_dir, run_id, cfg.runs_root, loaded.schedule.name)
+    run_id = run_id_of(run_dir)
     if dry_run_:
-        for row in dry_run(client, cfg, loaded.schedule, run_id, bin_path, hosts):
+        planner = build_executor(client, cfg, run_id, pumba_bin=bin_path, hosts=hosts)
+        for row in dry_run(planner, loaded.schedule, run_id):
             typer.echo(f"{format_offset(row['at_ms'])} {row['id']} {row['kind']} {row['target']}")
-            as_argv = bin_path and row.get("executor") != "systemd"
-            for call in [" ".join(row["call"])] if as_argv else row["call"]:
+            for call in row["call"]:
                 typer.echo(f"    {call}")
         return
-    if (run_dir / JOURNAL_NAME).exists():
+    if (run_dir / JOURNAL_FILE).exists():
         raise ToolError(
             f"{run_dir} already holds a chaos run (restore it with `tools chaos restore --run-dir {run_dir}` "
             "and use a new --run-dir)",
@@ -343,13 +332,9 @@ def run(
     if not lock.acquire():
         raise ToolError(f"{run_dir} is in use by pid {lock.holder()}", EXIT_BAD_INPUT)
     journal = Journal(run_dir)
-    chosen: Any = (
-        PumbaExecutor(client, cfg, run_id, bin_path, journal, run_dir)
-        if bin_path
-        else DockerExecutor(client, cfg, run_id)
+    chosen = build_executor(
+        client, cfg, run_id, pumba_bin=bin_path, hosts=hosts, journal=journal, run_dir=run_dir
     )
-    if hosts:
-        chosen = RoutedExecutor(chosen, SystemdExecutor(cfg, hosts))
     exit_code = _execute(
         Runner(client, cfg, loaded.schedule, chosen, run_dir, run_id, journal), journal, lock, run_dir
     )
@@ -375,7 +360,7 @@ def _print_report(report: RestoreReport) -> None:
 
 def _sweep_hosts(hosts: dict[str, VmHost], reports: list[RestoreReport]) -> RestoreReport:
     """Stray rules and drop-ins on every systemd host, except those of a run still in progress."""
-    active = tuple(f"{RULE_COMMENT_PREFIX}{_run_id(r.run_dir)}/" for r in reports if r.skipped_active)
+    active = tuple(f"{RULE_COMMENT_PREFIX}{run_id_of(r.run_dir)}/" for r in reports if r.skipped_active)
     sweep = RestoreReport(Path("systemd hosts"))
     seen: set[tuple[str, int]] = set()
     for host in hosts.values():
@@ -393,21 +378,27 @@ def _sweep_hosts(hosts: dict[str, VmHost], reports: list[RestoreReport]) -> Rest
 @one_line_errors
 @engine_errors
 def restore(
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Restore one run.")] = None,
+    run_dir: RunDirOption = None,
+    run_id: RunIdOption = None,
     all_runs: Annotated[
-        bool, typer.Option("--all", help="Every run under the runs dir, leftover sidecars and stray rules.")
+        bool, typer.Option("--all", help="Every run under the runs root, leftover sidecars and stray rules.")
     ] = False,
+    runs_root: RunsRootOption = None,
     hosts_file: Annotated[
         Path | None,
         typer.Option("--hosts", help="With --all: also sweep these systemd hosts (rules, drop-ins)."),
     ] = None,
 ) -> None:
     """Undo everything chaos left applied (after a crash, SIGKILL included). Idempotent."""
-    if (run_dir is None) == (not all_runs):
-        raise ToolError("give exactly one of --run-dir DIR or --all", EXIT_BAD_INPUT)
+    if sum((run_dir is not None, run_id is not None, all_runs)) != 1:
+        raise ToolError("give exactly one of --run-dir DIR, --run-id ID or --all", EXIT_BAD_INPUT)
     if hosts_file is not None and not all_runs:
         raise ToolError("--hosts goes with --all (a run's journal already names its hosts)", EXIT_BAD_INPUT)
     cfg = ChaosConfig.from_env()
+    if runs_root is not None:
+        cfg = replace(cfg, runs_root=runs_root)
+    if run_id is not None:
+        run_dir = new_run_dir(None, run_id, cfg.runs_root, "")
     hosts = _hosts(hosts_file)
     client = targets.connect()
     reports = restore_all(client, cfg) if all_runs else [restore_dir(client, cfg, run_dir or Path())]
