@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tools.chaos.durations import format_duration
 
@@ -26,7 +26,7 @@ class Step:
 class FaultPlan:
     checks: Sequence[Step] = ()  # before the intent is journaled: read-only (or a throwaway probe)
     apply: Sequence[Step] = ()
-    undo: Sequence[Step] = field(default_factory=tuple)
+    undo: Sequence[Step] = ()
 
 
 def run_steps(steps: Sequence[Step], calls: list[str], stop: threading.Event | None = None) -> None:

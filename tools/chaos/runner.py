@@ -52,6 +52,10 @@ class Executor(Protocol):
 
     def call(self, fault_id: str) -> list[str] | None: ...
 
+    def plan(self, action: Action, fault_id: str) -> tuple[str, list[str]]:
+        """`run --dry-run`: the target's name and the lines of the steps the run would take."""
+        ...
+
 
 class Runner:
     def __init__(

@@ -11,6 +11,7 @@ import yaml
 from tools.chaos.config import ChaosConfig
 from tools.chaos.durations import DurationError, parse_duration
 from tools.chaos.faults import KINDS, FaultError, FaultSpec, parse_fault
+from tools.chaos.kinds import REGISTRY
 from tools.chaos.random_plan import RANDOM_KINDS, RandomSpec, generate
 from tools.chaos.schedule import Schedule, build_schedule, check_conflicts, check_quorum
 from tools.errors import EXIT_BAD_INPUT, ToolError
@@ -140,11 +141,8 @@ def _random(
         raise ScenarioError(path, "'kinds' must be a non-empty list of fault kinds")
     for kind in kinds:
         if kind not in RANDOM_KINDS:
-            why = (
-                "rm destroys state and is never random"
-                if kind == "rm"
-                else f"known: {', '.join(RANDOM_KINDS)}"
-            )
+            never = REGISTRY[kind].never_random if kind in REGISTRY else ""
+            why = never or f"known: {', '.join(RANDOM_KINDS)}"
             raise ScenarioError(path, f"unknown or unsupported kind {kind!r} in 'kinds' ({why})")
     targets = doc.get("targets")
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):

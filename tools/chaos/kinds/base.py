@@ -42,4 +42,5 @@ class Kind:
     network: bool = False  # changes the target's network namespace (needs the nettools image)
     # Two faults of one conflict group on one target at once cannot both work ("" = no group).
     conflicts: str = ""
-    random_draw: RandomDraw | None = None  # None: never in a random plan
+    random_draw: RandomDraw | None = None  # None: never in a random plan...
+    never_random: str = ""  # ...and why, for the error that refuses it in a random scenario's `kinds`

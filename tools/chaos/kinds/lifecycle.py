@@ -172,7 +172,6 @@ KINDS = (
         conflicts=CONFLICT,
         random_draw=_restart_draw,
     ),
-    # rm destroys state, so a random plan never uses it.
     Kind(
         "rm",
         "lifecycle",
@@ -182,5 +181,6 @@ KINDS = (
         hold_ms=_at_once,
         disruptive=True,
         conflicts=CONFLICT,
+        never_random="rm destroys state and is never random",
     ),
 )
