@@ -19,9 +19,10 @@ import docker
 
 from tools.chaos import targets
 from tools.chaos.config import ChaosConfig
+from tools.chaos.docker import unit_for as docker_unit_for
 from tools.chaos.docker.executor import DockerExecutor
 from tools.chaos.journal import Journal
-from tools.chaos.outcome import FaultFailed
+from tools.chaos.outcome import FaultFailed, FaultOutcome
 from tools.chaos.pumba import PumbaMappingError, pumba_argv, unit_for
 from tools.chaos.schedule import Action
 from tools.chaos.targets import Target
@@ -100,11 +101,11 @@ class PumbaExecutor:
     def plan(self, action: Action, fault_id: str) -> tuple[str, list[str]]:
         """`run --dry-run`: the one Pumba command line the run would execute."""
         target = targets.require(self.client, self.cfg, action.service)
-        peer_ips: list[str] = []
-        for peer in action.fault.params.get("peers", []):
-            found = targets.find(self.client, self.cfg, peer)
-            peer_ips += targets.ipv4_addresses(self.client, found.container_id) if found else []
-        return target.name, [" ".join(self.argv_for(action, target, peer_ips or None))]
+        try:  # the undo spec the run would journal holds what the argv needs (a partition's peer addresses)
+            spec = docker_unit_for(action.kind).undo_spec(self.docker.engine, action, target, fault_id)
+        except FaultOutcome:
+            spec = {}
+        return target.name, [" ".join(self.argv_for(action, target, spec.get("peer_ips")))]
 
     def apply(
         self,
