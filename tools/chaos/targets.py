@@ -11,6 +11,7 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
+from tools.chaos import kinds
 from tools.chaos.config import ChaosConfig
 from tools.chaos.faults import FaultSpec
 from tools.errors import EXIT_BAD_INPUT, ToolError
@@ -91,7 +92,7 @@ def check_schedule(
 ) -> None:
     """Every target and every partition peer must exist on the engine, before anything is touched."""
     for fault in faults:
-        for service in [*fault.targets, *fault.params.get("peers", [])]:
+        for service in [*fault.targets, *kinds.get(fault.kind).peers(fault.params)]:
             try:
                 require(client, cfg, service)
             except TargetError as exc:

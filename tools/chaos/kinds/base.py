@@ -24,6 +24,10 @@ def no_target_check(targets: Sequence[str], params: Mapping[str, Any]) -> None:
     return None
 
 
+def no_peers(params: Mapping[str, Any]) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str  # as scenarios spell it: "pause", "iptables loss"
@@ -38,6 +42,8 @@ class Kind:
     duration_ms: Span = the_duration
     # Problems between the targets and the params (e.g. a partition's target among its peers).
     check_targets: Callable[[Sequence[str], Mapping[str, Any]], None] = no_target_check
+    # Other services the fault names (they must exist too), e.g. a partition's peers.
+    peers: Callable[[Mapping[str, Any]], list[str]] = no_peers
     disruptive: bool = False  # takes a target out of service: the Kafka quorum rule counts it
     network: bool = False  # changes the target's network namespace (needs the nettools image)
     # Two faults of one conflict group on one target at once cannot both work ("" = no group).

@@ -108,6 +108,7 @@ KINDS = (
         ("interface", "peers"),
         _partition,
         check_targets=_partition_targets,
+        peers=lambda params: list(params["peers"]),
         disruptive=True,
         network=True,
         random_draw=_partition_draw,
