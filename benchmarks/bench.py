@@ -12,8 +12,9 @@ Sections (each skippable; results of sections skipped today are kept from today'
    rate, consumer lag (Kafka end offsets - sink-committed offsets) stayed flat for the measured window,
    and `tools validate` found no loss.
 4. latency: p50/p95/p99/max of committed_at - produced_at at a fixed moderate rate, in SQL.
-5. recovery: benchmarks/scenarios/recovery.yml under load with `tools chaos run`; recovery per fault from
-   tools/recovery.py (the report's own definition), medians per fault class.
+5. recovery: benchmarks/scenarios/recovery.yml as one experiment (tools/experiment, the library of
+   `tools experiment run`); recovery per fault from tools/recovery.py (the report's own definition),
+   medians per fault class.
 
 Writes benchmarks/results/<date>.json and .md, and prints the ratio e2e / PostgreSQL ceiling.
 Other work on the same cores makes the figures noisy: the results carry the load average.
@@ -33,7 +34,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,13 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from spark_job.sink import PostgresSink, Row  # noqa: E402
 from tools import ranges  # noqa: E402
+from tools.experiment.experiment import ExperimentSpec, run_experiment, scenario_length_s  # noqa: E402
 from tools.ledger import load_ledger  # noqa: E402
 from tools.pgconn import connect  # noqa: E402
 from tools.recovery import RecoveryParams  # noqa: E402
 from tools.report.data import gather  # noqa: E402
-from tools.rundir import ms_from_iso  # noqa: E402
+from tools.run.clock import ms_from_iso, now_iso, stamp  # noqa: E402
+from tools.run.layout import VALIDATION_FILE  # noqa: E402
 
 BOOTSTRAP = "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094"
 DSN = f"postgresql://chaosbed@127.0.0.1:5432/chaosbed?passfile={REPO}/.secrets/pgpass"
@@ -207,7 +210,7 @@ def slope(points: list[tuple[float, float]]) -> float:
 
 
 def produce_cmd(root: Path, run_id: str, rate: float, seconds: float) -> list[str]:
-    return [PY, "-m", "tools", "produce", "--run-id", run_id, "--run-dir", str(root),
+    return [PY, "-m", "tools", "produce", "--run-id", run_id, "--runs-root", str(root),
             "--bootstrap-servers", BOOTSTRAP, "--topic", TOPIC, "--postgres-dsn", DSN,
             "--rate", str(rate), "--duration", str(seconds)]  # fmt: skip
 
@@ -264,8 +267,10 @@ def spark_starts(since_epoch: float) -> list[dict[str, float]]:
 # A driver restarted moments ago runs on a cold JIT: a latency section started 20 s after a restart
 # measured p99 1,724 ms against ~630 ms on a warm driver (2026-12-02, benchmarks/README.md).
 WARM_DRIVER_S = 60.0
-# Seconds of load before the recovery section's chaos run starts.
+# Seconds of load before the recovery section's chaos phase starts (the experiment's baseline wait).
 RECOVERY_WARMUP_S = 20.0
+# Seconds of load after it, so the last fault's recovery is measured.
+RECOVERY_COOLDOWN_S = 60.0
 
 
 def docker_epoch(stamp: str) -> float | None:
@@ -395,7 +400,7 @@ def produced_rate(run_dir: Path) -> tuple[int, float]:
 @contextlib.contextmanager
 def bench_root(keep: bool) -> Iterator[Path]:
     if keep:
-        root = REPO / "runs" / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        root = REPO / "runs" / f"bench-{stamp()}"
         root.mkdir(parents=True, exist_ok=True)
         yield root
     else:
@@ -576,40 +581,34 @@ def fault_class(kind: str, target: str) -> str:
 
 
 def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
-    run_id = f"bench-rec-{uuid.uuid4().hex[:6]}"
-    run_dir = root / run_id
+    run_dir = root / f"bench-rec-{uuid.uuid4().hex[:6]}"
+    run_id = run_dir.name
     wait_ready(600)
     wait_warm_driver("recovery")
-    plan = subprocess.run(
-        [PY, "-m", "tools", "chaos", "plan", "-s", str(scenario)], cwd=REPO, capture_output=True, text=True,
-        check=True,
-    )  # fmt: skip
-    m = re.search(r"over (?:(\d+)m)?(\d+(?:\.\d+)?)s", plan.stdout)
-    span = (int(m.group(1) or 0) * 60 + float(m.group(2))) if m else 480.0
-    seconds = RECOVERY_WARMUP_S + span + 60
-    log(f"recovery: producing {rate}/s for {seconds:.0f}s while {scenario.name} runs ({span:.0f}s)")
-    prod_log = (root / f"{run_id}.log").open("w")
-    prod = subprocess.Popen(
-        produce_cmd(root, run_id, rate, seconds), cwd=REPO, stdout=prod_log, stderr=prod_log
+    span = scenario_length_s(str(scenario))
+    log(f"recovery: an experiment at {rate}/s with {scenario.name} ({span:.0f}s of faults)")
+    # The recovery baseline is the 60 s before the first fault: keep a new run's first seconds (its
+    # first micro-batches commit ids up to ~6 s old, benchmarks/README.md) out of it, or every threshold
+    # doubles. The scenario's first fault comes 65 s into the chaos phase.
+    spec = ExperimentSpec(
+        scenario=str(scenario),
+        bootstrap_servers=BOOTSTRAP,
+        postgres_dsn=DSN,
+        topic=TOPIC,
+        rate=rate,
+        baseline_s=RECOVERY_WARMUP_S,
+        cooldown_s=RECOVERY_COOLDOWN_S,
+        # A Spark restart or a slow batch on a loaded host can pause the sink longer than a few seconds.
+        settle_s=30,
+        settle_timeout_s=300,
+        run_dir=run_dir,
+        render_report=False,
     )
     began = time.time()
-    try:
-        # The recovery baseline is the 60 s before the first fault: keep a new run's first seconds (its
-        # first micro-batches commit ids up to ~6 s old; baseline p99 2,004 ms instead of ~600 on
-        # 2026-12-02 15:18, right after `make up`) out of it, or every threshold doubles.
-        time.sleep(RECOVERY_WARMUP_S)
-        with (root / f"{run_id}.chaos.log").open("w") as chaos_log:
-            chaos = subprocess.run(
-                [PY, "-m", "tools", "chaos", "run", "-s", str(scenario), "--run-dir", str(run_dir)],
-                cwd=REPO, stdout=chaos_log, stderr=chaos_log, timeout=span + 300, check=False,
-            )  # fmt: skip
-        prod.wait(timeout=seconds + 120)
-    finally:
-        if prod.poll() is None:
-            prod.terminate()
-            prod.wait(timeout=60)
-        prod_log.close()
-    v = validate(run_dir)
+    experiment = run_experiment(spec)
+    if experiment.validate_exit not in (0, 1):
+        raise RuntimeError(f"recovery: validation did not run (exit {experiment.exit_code})")
+    v = json.loads((run_dir / VALIDATION_FILE).read_text())
     params = RecoveryParams()
     with contextlib.closing(connect(DSN, what="sink")) as conn:
         data = gather(run_dir, conn, params)
@@ -653,7 +652,7 @@ def bench_recovery(root: Path, scenario: Path, rate: int) -> dict[str, Any]:
         "rate": rate,
         "scenario": str(scenario.relative_to(REPO)) if scenario.is_relative_to(REPO) else str(scenario),
         "run_id": run_id,
-        "chaos_exit": chaos.returncode,
+        "chaos_exit": experiment.chaos_exit,
         "baseline_p99_ms": None if data.baseline is None else round(data.baseline.p99_ms),
         "threshold_ms": None if data.baseline is None else round(data.baseline.threshold_ms),
         "definition": params.describe(),
@@ -783,9 +782,9 @@ def spark_settings() -> dict[str, str]:
         "MASTER",
         "DRIVER_MEMORY",
         "POLL_TIMEOUT",
-        "FETCH_MAX_WAIT",
-        "REQUEST_TIMEOUT",
-        "API_TIMEOUT",
+        "FETCH_OFFSET",
+        "KAFKA_PROPERTIES",
+        "KAFKA_OPTIONS",
         "SINK_MODE",
     )
     env = [e.split("=", 1) for e in json.loads(res.stdout)]
@@ -820,7 +819,7 @@ def main() -> None:
     res["settings"] = spark_settings()
 
     def stamp(section: dict[str, Any]) -> dict[str, Any]:
-        section["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        section["measured_at"] = now_iso()
         section.setdefault("loadavg", loadavg())
         section["spark_settings"] = res["settings"]
         return section

@@ -26,7 +26,7 @@ SERVICES = (
 
 def run_of(stdout: str) -> Path:
     """The run directory `tools experiment run` printed (`run: <dir>`), as the playbook shows it."""
-    found = re.findall(r'"run: ([^"]+)"', stdout)
+    found = re.findall(r"""^\s*- ['"]?run: ([^'"\s]+)""", stdout, re.M)
     assert len(found) == 1, stdout[-4000:]
     run = Path(found[0])
     return run if run.is_absolute() else ROOT / run

@@ -10,7 +10,8 @@ from fixtures.cli import invoke, run_tools
 from fixtures.kafka import KafkaBroker
 from fixtures.ports import free_port
 
-from tools.run import meta
+from tools.experiment import experiment, producer
+from tools.run.meta import create_run, load_run
 
 
 def assert_one_line_error(result_stderr: str, exit_code: int, needle: str) -> None:
@@ -22,7 +23,7 @@ def assert_one_line_error(result_stderr: str, exit_code: int, needle: str) -> No
 
 
 def make_run(root: Path, run_id: str = "r1", **kwargs: str) -> Path:
-    run_dir = meta.create_run(root / run_id, **kwargs)
+    run_dir = create_run(root / run_id, **kwargs)
     (run_dir / "ledger.log").write_text(
         f"chaosbed-ledger 1 {run_id}\nS 1 1 1\nR 1 0 9\nA 2 0 9 0 0\nC 3 10\n"
     )
@@ -48,7 +49,7 @@ def test_corrupt_ledger(tmp_path: Path, postgres_dsn: str) -> None:
 
 
 def test_missing_ledger(tmp_path: Path, postgres_dsn: str) -> None:
-    run_dir = meta.create_run(tmp_path / "r1", postgres_dsn=postgres_dsn)
+    run_dir = create_run(tmp_path / "r1", postgres_dsn=postgres_dsn)
     res = invoke("validate", run_dir)
     assert_one_line_error(res.stderr, res.exit_code, "no producer ledger")
 
@@ -126,7 +127,70 @@ def test_produce_init_only_writes_run_json_for_the_playbook(tmp_path: Path) -> N
     )  # fmt: skip
     assert res.exit_code == 0, res.stderr
     assert res.stdout.strip() == str(tmp_path / "r9")
-    data = meta.load_run(tmp_path / "r9")
+    data = load_run(tmp_path / "r9")
     assert data["profile"] == "unsafe-kafka" and data["versions"] == {"kafka": "4.4.0"}
     assert data["topology"] == {"brokers": 3} and data["postgres_dsn"] == "host=pg passfile=/p"
     assert not (tmp_path / "r9" / "ledger.log").exists()
+
+
+@pytest.fixture
+def nothing_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad input must be refused before the producer or the chaos runner is started."""
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("bad input started something")
+
+    monkeypatch.setattr(producer.LocalProducer, "start", refuse)
+    monkeypatch.setattr(producer.ContainerProducer, "start", refuse)
+    monkeypatch.setattr(experiment.subprocess, "Popen", refuse)
+    monkeypatch.setattr(experiment, "create_run", refuse)
+
+
+EXPERIMENT = [
+    "experiment",
+    "run",
+    "--bootstrap-servers",
+    "127.0.0.1:1",
+    "--postgres-dsn",
+    "host=127.0.0.1 port=1",
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--scenario", "no-such-scenario"], "scenario 'no-such-scenario' not found"),
+        (["--scenario", "ci", "--rate", "-1"], "--rate must be at least 0"),
+        (["--scenario", "ci", "--baseline", "0"], "--baseline must be at least 1"),
+        (["--scenario", "ci", "--executor", "chaosmonkey"], "--executor must be docker or pumba"),
+        (["--scenario", "ci", "-X", "acks"], "expected key=value"),
+        (["--scenario", "ci", "--sink-table", "users"], "invalid sink table"),
+        (["--scenario", "random", "--duration", "soon"], "--duration"),
+        (["--scenario", "ci", "--run-id", "../evil"], "invalid run id"),
+        (["--scenario", "ci", "--producer", "{not json"], "invalid --producer JSON"),
+        (["--scenario", "ci", "--producer", '{"image": "x"}'], "'bootstrap_servers' is required"),
+        (["--scenario", "ci", "--meta", "[1]"], "invalid --meta JSON"),
+    ],
+)
+def test_experiment_bad_input(tmp_path: Path, nothing_starts: None, args: list[str], needle: str) -> None:
+    res = invoke(*EXPERIMENT, "--runs-root", tmp_path / "runs", *args)
+    assert_one_line_error(res.stderr, res.exit_code, needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_experiment_refuses_an_existing_run(tmp_path: Path, nothing_starts: None) -> None:
+    create_run(tmp_path / "old")
+    res = invoke(*EXPERIMENT, "--run-dir", tmp_path / "old", "--scenario", "ci")
+    assert_one_line_error(res.stderr, res.exit_code, "already exists")
+
+
+def test_experiment_unreachable_sink_is_bad_input(tmp_path: Path, nothing_starts: None) -> None:
+    res = invoke(*EXPERIMENT, "--runs-root", tmp_path, "--scenario", "ci")
+    assert_one_line_error(res.stderr, res.exit_code, "cannot connect to PostgreSQL")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_experiment_bad_input_from_the_real_script(tmp_path: Path) -> None:
+    res = run_tools(*EXPERIMENT, "--runs-root", tmp_path, "--scenario", "no-such-scenario")
+    assert_one_line_error(res.stderr, res.returncode, "not found")
+    assert list(tmp_path.iterdir()) == []

@@ -222,6 +222,10 @@ def _wait_first_rows(spec: ExperimentSpec, run_id: str, table: str, stop: thread
     return False
 
 
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
 def _command_exit(func: Callable[..., None], **kwargs: Any) -> int:
     """Run a `tools` command function in-process; its exit code."""
     try:
@@ -245,9 +249,9 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
         "scenario": spec.scenario,
         "seed": spec.seed,
         "executor": spec.executor or "docker",
-        "rate": spec.rate,
-        "baseline_seconds": spec.baseline_s,
-        "cooldown_seconds": spec.cooldown_s,
+        "rate": _number(spec.rate),
+        "baseline_seconds": _number(spec.baseline_s),
+        "cooldown_seconds": _number(spec.cooldown_s),
         **ready.durability,
     }
     create_run(
