@@ -264,8 +264,8 @@ def spark_starts(since_epoch: float) -> list[dict[str, float]]:
     return starts
 
 
-# A driver restarted moments ago runs on a cold JIT: a latency section started 20 s after a restart
-# measured p99 1,724 ms against ~630 ms on a warm driver (2026-12-02, benchmarks/README.md).
+# A driver restarted moments ago runs on a cold JIT: its latency is several times a warm driver's
+# (benchmarks/README.md).
 WARM_DRIVER_S = 60.0
 # Seconds of load before the recovery section's chaos phase starts (the experiment's baseline wait).
 RECOVERY_WARMUP_S = 20.0
