@@ -163,8 +163,26 @@ def test_refuses_a_partition_without_peer_addresses() -> None:
         argv({"kind": "iptables partition", "duration": "5s", "peers": ["kafka-1"]}, peer_ips=[])
 
 
+STRESS = f"stress --duration 30s --stress-image {ChaosConfig().stress_image} --pull-image=false"
+
+
+@pytest.mark.parametrize(
+    ("raw", "stressors"),
+    [
+        ({"kind": "stress", "duration": "30s"}, "--cpu 4 --timeout 60s"),  # Pumba's default stressors
+        (
+            {"kind": "stress", "duration": "30s", "stressors": "--vm 2 --vm-bytes=128m"},
+            "--vm 2 --vm-bytes 128m --timeout 30s",
+        ),
+    ],
+)
+def test_stress_maps_to_one_stressors_argument(raw: dict[str, Any], stressors: str) -> None:
+    # The stressors are one argv element (`--stressors=...`): Pumba splits them on whitespace itself.
+    assert argv(raw) == [*STRESS.split(), f"--stressors={stressors}"]
+
+
 def test_every_kind_is_mapped() -> None:
     from tools.chaos.faults import KINDS
 
-    mapped = {c[0]["kind"] for c in CASES} | {"iptables partition"}
+    mapped = {c[0]["kind"] for c in CASES} | {"iptables partition", "stress"}
     assert mapped == set(KINDS)

@@ -127,6 +127,37 @@ BAD = [
         1,
         "'peers' must name",
     ),
+    (
+        "stress-unknown-stressor",
+        "- {kind: stress, target: a, at: 0s, duration: 5s, stressors: '--cpux 2'}\n",
+        1,
+        "unknown stressor or option '--cpux'",
+    ),
+    (
+        "stress-zero-workers",
+        "- {kind: stress, target: a, at: 0s, duration: 5s, stressors: '--cpu 0'}\n",
+        1,
+        "--cpu must be a number of workers from 1 to 1024, got '0'",
+    ),
+    (
+        "stress-negative-workers",
+        "- {kind: stress, target: a, at: 0s, duration: 5s, stressors: '--vm -1'}\n",
+        1,
+        "--vm must be a number of workers from 1 to 1024, got '-1'",
+    ),
+    (
+        "stress-bad-size",
+        "- {kind: stress, target: a, at: 0s, duration: 5s, stressors: '--vm 1 --vm-bytes 12x'}\n",
+        1,
+        "--vm-bytes must be a size like 256m, 1g or 50%, got '12x'",
+    ),
+    (
+        "stress-timeout-short",
+        "- {kind: stress, target: a, at: 0s, duration: 10s, stressors: '--cpu 1 --timeout 5s'}\n",
+        1,
+        "--timeout 5s is shorter than the fault's duration",
+    ),
+    ("stress-no-duration", "- {kind: stress, target: a, at: 0s}\n", 1, "'duration' is required"),
     ("stop-time-zero", "- {kind: stop, target: a, at: 0s, time: 0}\n", 1, "'time' must be between 1"),
     ("kill-duration", "- {kind: kill, target: a, at: 0s, duration: 5s}\n", 1, "use restart_after"),
     (

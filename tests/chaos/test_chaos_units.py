@@ -313,3 +313,72 @@ def test_docker_dry_run_lines_are_the_calls_the_steps_make(raw: dict[str, Any]) 
     assert calls == [line for line in shown if line in calls] and set(calls) <= set(shown)
     if fault.kind in ("kill", "pause", "rm"):
         assert calls == shown
+
+
+# --- stress ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "args"),
+    [
+        ({}, ["--cpu", "4", "--timeout", "60s"]),  # Pumba's default stressors
+        ({"stressors": "--cpu 2"}, ["--cpu", "2", "--timeout", "30s"]),  # timeout = the duration
+        ({"stressors": "--vm=1 --vm-bytes=50% --vm-keep"}, ["--vm", "1", "--vm-bytes", "50%", "--vm-keep"]),
+        (
+            {"stressors": "--cpu 1 --cpu-load 40 --io 2 --timeout 1m"},
+            ["--cpu", "1", "--cpu-load", "40", "--io", "2"],
+        ),
+        (
+            {"stressors": "--hdd 1 --hdd-bytes 1g --metrics-brief"},
+            ["--hdd", "1", "--hdd-bytes", "1g", "--metrics-brief"],
+        ),
+    ],
+)
+def test_stress_params_are_stress_ng_args(raw: dict[str, object], args: list[str]) -> None:
+    params = _params({"kind": "stress", "duration": "30s", **raw})
+    assert params["args"][: len(args)] == args
+    assert params["stressors"] == " ".join(params["args"])
+    assert "--timeout" in params["args"]
+
+
+def test_stress_timeout_rounds_a_fraction_of_a_second_up() -> None:
+    params = _params({"kind": "stress", "duration": "1.5s", "stressors": "--cpu 1"})
+    assert params["args"] == ["--cpu", "1", "--timeout", "2s"]
+
+
+@pytest.mark.parametrize(
+    ("stressors", "problem"),
+    [
+        ("--cpu", "--cpu needs a value"),
+        ("--vm-bytes 1g", "names no stressor"),
+        ("--cpu 1 --vm-bytes 1g", "--vm-bytes applies to --vm workers"),
+        ("--cpu 1 --cpu 2", "--cpu is given twice"),
+        ("--cpu 1 --cpu-load 0", "--cpu-load must be a percentage"),
+        ("--vm 1 --vm-bytes 0", "--vm-bytes must be a size"),
+        ("--cpu 1 --vm-keep=1", "--vm-keep takes no value"),
+        ("-c 1", "unknown stressor or option '-c'"),
+        ("", "'stressors' must be stress-ng arguments"),
+    ],
+)
+def test_stress_refuses(stressors: str, problem: str) -> None:
+    with pytest.raises(kinds.FaultError, match=problem.replace("-", r"\-")):
+        _params({"kind": "stress", "duration": "30s", "stressors": stressors})
+
+
+def test_systemd_stress_is_a_transient_unit_in_the_slice() -> None:
+    from tools.chaos.systemd.stress import run_cmd, stress_unit_name
+
+    unit = stress_unit_name("20261204T140000Z-s/01-svc")
+    assert unit == "chaosbed-stress-20261204T140000Z-s-01-svc.service"
+    assert run_cmd(unit, "system.slice", ["--cpu", "1", "--timeout", "5s"]) == [
+        "systemd-run",
+        f"--unit={unit}",
+        "--slice=system.slice",
+        "--collect",
+        "--quiet",
+        "stress-ng",
+        "--cpu",
+        "1",
+        "--timeout",
+        "5s",
+    ]

@@ -21,6 +21,8 @@ class ChaosConfig:
     # The images role tags it with chaosbed_image_revision (playbooks/group_vars/all/versions.yml);
     # tests/unit/test_nettools_image.py fails when the two part.
     nettools_image: str = "chaosbed/nettools:3"
+    # stress-ng for the stress kind's sidecar, built the same way (tests/unit/test_stress_image.py).
+    stress_image: str = "chaosbed/stress-ng:3"
     runs_root: Path = DEFAULT_RUNS_ROOT
     # Services whose names start with this are Kafka brokers (the quorum rule counts them).
     broker_prefix: str = "kafka"
@@ -56,6 +58,7 @@ class ChaosConfig:
             container_prefix=env.get("CHAOSBED_CONTAINER_PREFIX", default.container_prefix),
             label_namespace=env.get("CHAOSBED_LABEL_NAMESPACE", default.label_namespace),
             nettools_image=env.get("CHAOSBED_NETTOOLS_IMAGE", default.nettools_image),
+            stress_image=env.get("CHAOSBED_STRESS_IMAGE", default.stress_image),
             runs_root=runs_root(None, env),
             broker_prefix=env.get("CHAOSBED_BROKER_PREFIX", default.broker_prefix),
         )

@@ -7,11 +7,13 @@ has the recipe for adding one.
 
 from __future__ import annotations
 
-from tools.chaos.kinds import iptables, lifecycle, netem
+from tools.chaos.kinds import iptables, lifecycle, netem, stress
 from tools.chaos.kinds.base import Kind
 from tools.chaos.kinds.params import FaultError
 
-REGISTRY: dict[str, Kind] = {kind.name: kind for kind in (*lifecycle.KINDS, *iptables.KINDS, *netem.KINDS)}
+REGISTRY: dict[str, Kind] = {
+    kind.name: kind for kind in (*lifecycle.KINDS, *iptables.KINDS, *netem.KINDS, *stress.KINDS)
+}
 
 KINDS = tuple(REGISTRY)
 LIFECYCLE_KINDS = tuple(k.name for k in REGISTRY.values() if k.family == "lifecycle")
