@@ -23,6 +23,8 @@ from docker.errors import ImageNotFound
 from docker.models.containers import Container
 from fixtures.images import vm_image
 
+from tools.chaos.config import ChaosConfig
+
 pytestmark = pytest.mark.docker
 
 # The image make setup builds, not a copy of its tag.
@@ -300,6 +302,60 @@ def test_sigkill_of_the_injector_then_restore_from_the_journal_alone(vmbed: VmBe
     vmbed.assert_healthy()
     again = vmbed.bed.cli("restore", "--run-dir", str(run_dir))
     assert again.returncode == 0 and "nothing to restore" in again.stdout
+
+
+def install_stress_ng(client: docker.DockerClient, vm: Vm, tmp: Path) -> None:
+    """Debian's stress-ng onto a VM without a network: the binary, and the libraries the VM lacks, copied
+    from the stress-ng image (which `make setup` builds from the same suite)."""
+    if vm.sh("command -v stress-ng")[0] == 0:
+        return
+    image = ChaosConfig().stress_image
+    listing = client.containers.run(image, ["/usr/bin/stress-ng"], entrypoint=["ldd"], remove=True).decode()
+    libs = [
+        parts[2]
+        for parts in (ln.split() for ln in listing.splitlines())
+        if len(parts) > 2 and "/" in parts[2]
+    ]
+    missing = [lib for lib in libs if vm.sh(f"test -e {lib}")[0] != 0]
+    # Through a bind mount: the log driver would mangle a binary stdout.
+    out = tmp / "stress-ng.tar"
+    cmd = ["-chf", f"/out/{out.name}", "/usr/bin/stress-ng", *missing]
+    client.containers.run(image, cmd, entrypoint=["tar"], volumes={str(tmp): {"bind": "/out"}}, remove=True)
+    assert vm.container.put_archive("/", out.read_bytes())
+    assert vm.sh("ldconfig && stress-ng --version")[0] == 0
+
+
+def test_stress_is_a_transient_unit_in_the_services_slice_and_restore_stops_it(vmbed: VmBed) -> None:
+    a = vmbed.a
+    install_stress_ng(vmbed.bed.client, a, vmbed.bed.tmp)
+    scenario = "- {kind: stress, target: svc-stop, at: 0s, duration: 60s, stressors: '--cpu 1'}\n"
+    proc, run_dir, _ = vmbed.start_run("stress", scenario, 1)
+    unit = f"chaosbed-stress-{run_dir.name}-01-svc-stop.service"
+    assert a.active(unit) == "active"
+    group = a.sh(f"systemctl show -p ControlGroup --value {unit}")[1].strip()
+    service_group = a.sh("systemctl show -p ControlGroup --value cb-stop.service")[1].strip()
+    assert group.rsplit("/", 1)[0] == service_group.rsplit("/", 1)[0]  # the service's slice
+    procs = a.sh(f"cat /sys/fs/cgroup/systemd{group}/cgroup.procs")[1].split()
+    assert procs and all(a.sh(f"cat /proc/{pid}/comm")[1].strip().startswith("stress-ng") for pid in procs)
+
+    vmbed.bed.kill_hard(proc)  # the unit outlives the injector...
+    assert a.active(unit) == "active"
+    restored = vmbed.bed.cli("restore", "--run-dir", str(run_dir))  # ...until restore stops it
+    assert restored.returncode == 0, restored.stderr
+    assert a.sh(f"systemctl show -p LoadState --value {unit}")[1].strip() == "not-found"
+    [line] = vmbed.bed.timeline(run_dir)
+    assert (line["kind"], line["outcome"], line["executor"]) == ("stress", "restored-after-crash", "systemd")
+    assert any(f"systemd-run --unit={unit} --slice=system.slice" in call for call in line["call"])
+
+    # A run that ends normally stops it too (the undo), and the service was never touched.
+    short = "- {kind: stress, target: svc-stop, at: 0s, duration: 2s, stressors: '--vm 1 --vm-bytes 16m'}\n"
+    proc, run_dir, _ = vmbed.start_run("stress-ok", short, 1)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    [line] = vmbed.bed.timeline(run_dir)
+    assert (line["kind"], line["outcome"]) == ("stress", "ok")
+    assert a.sh("systemctl list-units --all --plain --no-legend 'chaosbed-stress-*'")[1].strip() == ""
+    vmbed.assert_healthy()
 
 
 def test_restore_all_sweeps_stray_rules_and_dropins_on_hosts(vmbed: VmBed) -> None:
