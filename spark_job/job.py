@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+from spark_job.checkpoint import batch_offsets
 from spark_job.progress import ProgressRecorder
 from spark_job.settings import Settings
 from spark_job.sink import PostgresSink
@@ -135,13 +136,17 @@ def failpoint_fires(failpoint: str, rows: list[tuple], inserted: int) -> bool:
 FAILPOINT_MARKER = "/tmp/chaosbed-failpoint-fired"
 
 
-def make_batch_writer(sink: PostgresSink, failpoint: str = "") -> Callable[[DataFrame, int], None]:
+def make_batch_writer(
+    sink: PostgresSink, failpoint: str = "", checkpoint: str = ""
+) -> Callable[[DataFrame, int], None]:
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         query_id = batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId") or "unknown"
         rows = [tuple(r) for r in batch.collect()]
         collected = time.monotonic()
-        result = sink.write(query_id, batch_id, rows)
+        # Spark wrote offsets/<batch_id> before running the batch: the range it claims to read.
+        reads = batch_offsets(checkpoint, batch_id) if checkpoint else (None, None)
+        result = sink.write(query_id, batch_id, rows, reads)
         log.info(
             "batch %d: %d rows, %d inserted%s in %.0f ms (read %.0f ms, write %.0f ms)",
             batch_id,
@@ -174,7 +179,7 @@ def main() -> None:
     query = (
         events_stream(spark, settings)
         .writeStream.queryName("chaosbed-events")
-        .foreachBatch(make_batch_writer(sink, settings.failpoint))
+        .foreachBatch(make_batch_writer(sink, settings.failpoint, settings.checkpoint))
         .option("checkpointLocation", settings.checkpoint)
         .trigger(processingTime=settings.trigger_interval)
         .start()

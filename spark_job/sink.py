@@ -74,11 +74,44 @@ RECORD_BATCH = """
 INSERT INTO sink_batches (query_id, batch_id, rows_staged, rows_inserted, offsets)
 VALUES (%(query_id)s, %(batch_id)s, %(staged)s, %(inserted)s, %(offsets)s)
 ON CONFLICT (query_id, batch_id) DO UPDATE SET replays = sink_batches.replays + 1
+RETURNING replays
+"""
+
+COUNT_REPLAY = """
+UPDATE sink_batches SET replays = replays + 1
+WHERE query_id = %(query_id)s AND batch_id = %(batch_id)s RETURNING replays
+"""
+
+# Every execution of a batch (0 = the first, n = its n-th replay), in the marker's transaction.
+RECORD_READ = """
+INSERT INTO sink_batch_reads (query_id, batch_id, execution, start_offsets, end_offsets, rows_read,
+                              rows_digest)
+VALUES (%(query_id)s, %(batch_id)s, %(execution)s, %(start)s, %(end)s, %(staged)s, %(digest)s)
+ON CONFLICT DO NOTHING
 """
 
 
 # run_id, event_id, topic, partition, offset, produced_at_ms
 Row = tuple[str, int, str, int, int, int]
+# partition (text) -> offset: where a batch started and ended reading, from the checkpoint
+Offsets = dict[str, int]
+
+
+def rows_digest(rows: Iterable[Row]) -> dict[str, list[int]]:
+    """Per partition [rows, min offset, max offset, sum of offsets]: what a batch handed to the sink,
+    compared between a batch and its replays (replay-divergence)."""
+    out: dict[int, list[int]] = {}
+    for row in rows:
+        part, off = row[3], row[4]
+        d = out.get(part)
+        if d is None:
+            out[part] = [1, off, off, off]
+        else:
+            d[0] += 1
+            d[1] = min(d[1], off)
+            d[2] = max(d[2], off)
+            d[3] += off
+    return {str(p): d for p, d in sorted(out.items())}
 
 
 @dataclass(frozen=True)
@@ -128,13 +161,23 @@ class PostgresSink:
                 self._conn.close()
         self._conn = None
 
-    def write(self, query_id: str, batch_id: int, rows: list[Row]) -> BatchResult:
-        """Write the batch, retrying through database outages (capped backoff) until retry_seconds."""
+    def write(
+        self,
+        query_id: str,
+        batch_id: int,
+        rows: list[Row],
+        reads: tuple[Offsets | None, Offsets | None] = (None, None),
+    ) -> BatchResult:
+        """Write the batch, retrying through database outages (capped backoff) until retry_seconds.
+        `reads`: the (start, end) offsets the batch read, recorded with it (sink_batch_reads)."""
         deadline = time.monotonic() + self.retry_seconds
         backoff = 0.25
+        digest = psycopg2.extras.Json(rows_digest(rows))
+        start, end = (None if o is None else psycopg2.extras.Json(o) for o in reads)
+        read = {"start": start, "end": end, "staged": len(rows), "digest": digest}
         while True:
             try:
-                return self._write_once(query_id, batch_id, rows)
+                return self._write_once(query_id, batch_id, rows, read)
             except TRANSIENT_ERRORS as exc:
                 self._drop_connection()
                 if time.monotonic() > deadline:
@@ -148,7 +191,9 @@ class PostgresSink:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
 
-    def _write_once(self, query_id: str, batch_id: int, rows: list[Row]) -> BatchResult:
+    def _write_once(
+        self, query_id: str, batch_id: int, rows: list[Row], read: dict[str, object]
+    ) -> BatchResult:
         conn = self._connection()
         params = {"query_id": query_id, "batch_id": batch_id}
         try:
@@ -157,11 +202,8 @@ class PostgresSink:
                     # Lock the marker row if it exists: a replayed batch stops here.
                     cur.execute(FIND_BATCH, params)
                     if cur.fetchone() is not None:
-                        cur.execute(
-                            "UPDATE sink_batches SET replays = replays + 1 "
-                            "WHERE query_id = %(query_id)s AND batch_id = %(batch_id)s",
-                            params,
-                        )
+                        cur.execute(COUNT_REPLAY, params)
+                        cur.execute(RECORD_READ, {**params, **read, "execution": cur.fetchone()[0]})
                         conn.commit()
                         return BatchResult(staged=len(rows), inserted=0, replayed=True)
                 cur.execute(STAGE_DDL)
@@ -183,6 +225,7 @@ class PostgresSink:
                         "offsets": psycopg2.extras.Json(offsets),
                     },
                 )
+                cur.execute(RECORD_READ, {**params, **read, "execution": cur.fetchone()[0]})
             conn.commit()
         except BaseException:
             if not conn.closed:

@@ -65,3 +65,40 @@ CREATE TABLE IF NOT EXISTS spark_progress (
     latest_offsets  jsonb
 );
 CREATE INDEX IF NOT EXISTS spark_progress_reported_idx ON spark_progress (reported_at);
+
+-- One row per execution of a micro-batch by the sink (execution 0 the first, 1.. the replays Spark ran
+-- again), written in the same transaction as the batch's marker or its replay count: the Kafka offsets
+-- Spark planned for the batch, read from the checkpoint's offsets log (start = the previous batch's end,
+-- end exclusive), and a digest of the rows it handed over. The checker finds skipped ids, gaps and
+-- overlaps between batches, and replays that wrote other rows (docs/checker.md).
+CREATE TABLE IF NOT EXISTS sink_batch_reads (
+    query_id       text        NOT NULL,
+    batch_id       bigint      NOT NULL,
+    execution      integer     NOT NULL,
+    start_offsets  jsonb,
+    end_offsets    jsonb,
+    rows_read      integer     NOT NULL,
+    rows_digest    jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    committed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (query_id, batch_id, execution)
+);
+
+-- The Kafka log as an audit read it after a run (tools validate): which event id of the run sits at
+-- each (partition, offset), and each partition's log start and end offsets when it was read.
+CREATE TABLE IF NOT EXISTS kafka_log (
+    run_id          text    NOT NULL,
+    kafka_partition integer NOT NULL,
+    kafka_offset    bigint  NOT NULL,
+    event_id        bigint  NOT NULL
+);
+CREATE INDEX IF NOT EXISTS kafka_log_run_idx ON kafka_log (run_id, kafka_partition, kafka_offset);
+CREATE TABLE IF NOT EXISTS kafka_log_audits (
+    run_id          text        NOT NULL,
+    topic           text        NOT NULL,
+    kafka_partition integer     NOT NULL,
+    log_start       bigint      NOT NULL,
+    log_end         bigint      NOT NULL,
+    records         bigint      NOT NULL,
+    audited_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (run_id, kafka_partition)
+);
