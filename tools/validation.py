@@ -20,6 +20,7 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
+from tools.layers import classify_layers
 from tools.ledger import ACKED, FAILED, INDETERMINATE, LedgerState
 from tools.run.clock import now_iso
 from tools.run.meta import check_sink_table
@@ -59,6 +60,10 @@ class ValidationResult:
     producer_sessions: int
     samples: dict[str, list[int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # The layered result (tools/layers.py): every class by layer with count and witnesses; empty when
+    # the layered check did not run (its tables are missing).
+    layers: dict[str, Any] = field(default_factory=dict)
+    kafka_audit: dict[str, Any] = field(default_factory=dict)
 
     @property
     def problems(self) -> list[str]:
@@ -71,6 +76,10 @@ class ValidationResult:
             out.append(f"{self.duplicate_count} ids delivered more than once")
         if self.failed_present:
             out.append(f"{self.failed_present} ids present although their send definitely failed")
+        # Kafka and Spark classes that are errors (the sink's are the set checker's, above).
+        for name, c in self.layers.get("classes", {}).items():
+            if c["layer"] != "sink" and c["count"] and not c["allowed"]:
+                out.append(f"{c['count']} {c['layer']} {name}")
         return out
 
     @property
@@ -137,10 +146,27 @@ def _copy_ranges(cur: Any, state: LedgerState) -> None:
     cur.execute("ANALYZE chk_ranges")
 
 
+LAYER_TABLES = ("sink_batch_reads", "kafka_log", "kafka_log_audits")
+
+
+def missing_layer_tables(conn: connection) -> list[str]:
+    """The layered check's tables that the database lacks (a schema older than the checker)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NULL", (list(LAYER_TABLES),))
+        return [r[0] for r in cur.fetchall()]
+
+
 def validate_run(
-    conn: connection, run_id: str, state: LedgerState, sink_table: str = "events"
+    conn: connection,
+    run_id: str,
+    state: LedgerState,
+    sink_table: str = "events",
+    *,
+    layered: bool = True,
+    audited: bool = False,
 ) -> ValidationResult:
-    """Classify every id of the run; read-only against the sink (temp tables only)."""
+    """Classify every id of the run; read-only against the sink (temp tables only). `layered`: also
+    place each anomaly at its layer (tools/layers.py); `audited`: the run's Kafka log is in kafka_log."""
     check_sink_table(sink_table)
     counts = state.counts()
     params = {"run_id": run_id}
@@ -176,6 +202,16 @@ def validate_run(
         )
         samples = _samples(cur, sink_table, state, params, missing=acked_present < counts["acked"])
         replays, absorbed, batches = _replays(cur, sink_table, params)
+        layers: dict[str, Any] = {}
+        if layered:
+            sink_counts: dict[str, Any] = {
+                "duplicate": dups,
+                "extra": extra,
+                "failed_present": failed_present,
+                "indeterminate_present": indet_present,
+                **{f"sample_{k}": v for k, v in samples.items()},
+            }
+            layers = classify_layers(cur, run_id, sink_table, sink_counts, audited)
     result = ValidationResult(
         run_id=run_id,
         sink_table=sink_table,
@@ -199,6 +235,7 @@ def validate_run(
         attributed_batches=batches,
         producer_sessions=len(state.sessions),
         samples=samples,
+        layers=layers,
         notes=[
             REPLAYS_NOTE,
             "offset_mismatch_count (informational, not part of `valid`): acked ids whose sink row "

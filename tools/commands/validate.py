@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg2
 import typer
+from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.table import Table
 
+from tools.audit import audit_log
 from tools.commands.options import (
     PostgresDsnOption,
     RunArgument,
@@ -23,7 +25,7 @@ from tools.ledger import load_ledger
 from tools.pgconn import connect
 from tools.run.layout import VALIDATION_FILE, find_run
 from tools.run.meta import check_sink_table, load_run, write_json_atomic
-from tools.validation import ValidationResult, validate_run, wait_until_settled
+from tools.validation import ValidationResult, missing_layer_tables, validate_run, wait_until_settled
 
 
 def _table(result: ValidationResult) -> Table:
@@ -54,6 +56,33 @@ def _table(result: ValidationResult) -> Table:
     return table
 
 
+def _audit(conn: Any, info: dict[str, Any], bootstrap: str | None, wanted: bool) -> dict[str, Any]:
+    """Audit the run's Kafka log into PostgreSQL; a failure leaves the Kafka layer unmeasured (a
+    warning, not bad input: the sink checks stand without it)."""
+    servers = bootstrap or info.get("bootstrap_servers")
+    if not wanted:
+        return {"error": "not audited (--no-audit, or the schema lacks the audit tables)"}
+    if not servers or not info.get("topic"):
+        return {"error": "not audited: run.json has no bootstrap_servers/topic"}
+    try:
+        return audit_log(conn, info["run_id"], servers, info["topic"]).to_json()
+    except (ToolError, KafkaException) as exc:
+        why = str(exc) if isinstance(exc, ToolError) else exc.args[0].str()
+        typer.echo(f"warning: {why}; the Kafka layer is not measured", err=True)
+        return {"error": why}
+
+
+def _layer_table(result: ValidationResult) -> Table:
+    table = Table(title="anomalies by layer (docs/checker.md)", title_justify="left")
+    for name in ("layer", "class", "count", "verdict", "first witness"):
+        table.add_column(name, justify="right" if name == "count" else "left")
+    for name, c in result.layers.get("classes", {}).items():
+        verdict = "info" if c["allowed"] else ("[bold red]ERROR[/]" if c["count"] else "[green]ok[/]")
+        first = json.dumps(c["witnesses"][0], default=str) if c["witnesses"] else ""
+        table.add_row(c["layer"], name, f"{c['count']:,}", verdict, first)
+    return table
+
+
 @one_line_errors
 def validate(
     run: RunArgument = None,
@@ -70,6 +99,13 @@ def validate(
     settle_timeout: Annotated[
         float, typer.Option(min=0, help="Give up waiting to settle after this.")
     ] = 600.0,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(help="Kafka as this host reaches it, for the log audit (default: from run.json)."),
+    ] = None,
+    audit: Annotated[
+        bool, typer.Option("--audit/--no-audit", help="Read the run's Kafka log (the Kafka layer).")
+    ] = True,
 ) -> None:
     """Check every attempted id of a run against the sink table.
 
@@ -89,7 +125,16 @@ def validate(
             typer.echo(
                 f"warning: sink rows still changing after {settle_timeout:.0f}s; validating anyway", err=True
             )
-        result = validate_run(conn, info["run_id"], state, table)
+        missing = missing_layer_tables(conn)
+        audit_info = _audit(conn, info, bootstrap_servers, audit and not missing)
+        result = validate_run(
+            conn, info["run_id"], state, table, layered=not missing, audited="error" not in audit_info
+        )
+        result.kafka_audit = audit_info
+        if missing:
+            result.notes.append(
+                f"layered check not run: the database lacks {', '.join(missing)} (apply the schema: site.yml)"
+            )
     except psycopg2.Error as exc:
         raise ToolError(f"validation query failed: {' '.join(str(exc).split())}") from None
     finally:
@@ -101,6 +146,10 @@ def validate(
     else:
         console = Console()
         console.print(_table(result))
+        if result.layers:
+            console.print(_layer_table(result))
+            for note in result.layers.get("notes", []):
+                console.print(f"note: {note}", markup=False)
         for name, ids in result.samples.items():
             if ids:
                 console.print(f"sample {name} ids: {', '.join(map(str, ids))}", markup=False)
