@@ -1,10 +1,11 @@
 """The Pumba executor's plumbing (subprocess, journal, timeline, restore after SIGKILL), driven by a
-stand-in `pumba` that does what Pumba does for pause/kill through the Docker API (Pumba itself cannot be
-installed here). The argv mapping itself is covered exhaustively in test_chaos_pumba_argv.py."""
+stand-in `pumba` that does what Pumba does for pause/kill/stress through the Docker API (Pumba itself
+cannot be installed here). The argv mapping itself is covered exhaustively in test_chaos_pumba_argv.py."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
@@ -39,6 +40,21 @@ elif command == "pause":
     while time.monotonic() < deadline and not stop:
         time.sleep(0.05)
     target.unpause()
+elif command == "stress":
+    # Pumba's sidecar (runtime/docker/stress.go): unnamed, labelled skip, auto-removed, the target's cgroup.
+    image = argv[argv.index("--stress-image") + 1]
+    stressors = next(a for a in argv if a.startswith("--stressors=")).split("=", 1)[1].split()
+    parent = (target.attrs["HostConfig"].get("CgroupParent") or "/docker") + "/" + target.id
+    sidecar = client.containers.run(
+        image, stressors, entrypoint=["/stress-ng"], labels={{"com.gaiaadm.pumba.skip": "true"}},
+        cgroup_parent=parent, auto_remove=True, detach=True,
+    )
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    deadline = time.monotonic() + float(argv[argv.index("--duration") + 1].rstrip("s"))
+    while time.monotonic() < deadline and not stop:
+        time.sleep(0.05)
+    sidecar.stop(timeout=5)
 """
 
 
@@ -147,3 +163,32 @@ def test_sigterm_stops_pumba_which_reverts_then_exits_143(bed, fake_pumba: Path)
     [line] = bed.timeline(run_dir)
     assert line["outcome"] == "interrupted"
     assert any(c.startswith("SIGTERM pumba") for c in line["api_calls"])
+
+
+def pumba_stress_sidecars(bed, target_id: str) -> list:
+    found = bed.client.containers.list(all=True, filters={"label": "com.gaiaadm.pumba.skip=true"})
+    return [c for c in found if c.attrs["HostConfig"].get("CgroupParent") == f"/docker/{target_id}"]
+
+
+def test_pumba_stress_sidecar_is_removed_by_restore_after_runner_and_pumba_die(bed, fake_pumba: Path) -> None:
+    target = bed.service("s")
+    path = bed.scenario("- {kind: stress, target: s, at: 0s, duration: 60s, stressors: '--cpu 1'}\n")
+    run_dir = bed.runs_dir / "pstress"
+    proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir), "--executor", "pumba",
+                     "--pumba-bin", str(fake_pumba))  # fmt: skip
+    try:
+        bed.wait_for("Pumba's sidecar", lambda: pumba_stress_sidecars(bed, target.id), 20, proc)
+        [record] = [r for r in bed.journal(run_dir) if r["type"] == "pumba"]
+        assert "--stressors=--cpu 1 --timeout 60s" in record["argv"]
+        bed.kill_hard(proc)
+        os.kill(record["pid"], signal.SIGKILL)  # Pumba dies too: nobody is left to stop its sidecar
+        bed.wait_for("pumba gone", lambda: not _alive(record["pid"]), 15)
+        assert pumba_stress_sidecars(bed, target.id)
+        result = bed.cli("restore", "--run-dir", str(run_dir))
+        assert result.returncode == 0, result.stderr
+        assert not pumba_stress_sidecars(bed, target.id)
+        [line] = bed.timeline(run_dir)
+        assert (line["kind"], line["outcome"]) == ("stress", "restored-after-crash")
+    finally:
+        for sidecar in pumba_stress_sidecars(bed, target.id):
+            sidecar.remove(force=True)
