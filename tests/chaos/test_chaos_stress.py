@@ -3,6 +3,7 @@ memory charged, measured in the target's own cgroup; the sidecar removed by the 
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -137,3 +138,18 @@ def test_restore_all_sweeps_a_stress_sidecar_whose_journal_is_lost(bed) -> None:
     result = bed.cli("restore", "--all")
     assert result.returncode == 0, result.stderr
     assert not stress_sidecars(bed)
+
+
+def test_sigterm_mid_stress_removes_the_sidecar_then_exits_143(bed) -> None:
+    bed.service("t")
+    path = bed.scenario("- {kind: stress, target: t, at: 0s, duration: 60s, stressors: '--cpu 1'}\n")
+    run_dir = bed.runs_dir / "term"
+    proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir))
+    bed.wait_applied(run_dir, 1, proc)
+    assert stress_sidecars(bed)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not stress_sidecars(bed)
+    [line] = bed.timeline(run_dir)
+    assert (line["kind"], line["outcome"]) == ("stress", "interrupted")
