@@ -10,23 +10,21 @@ each recording the offsets it read, as the job does from its checkpoint.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
 import pytest
-from confluent_kafka import Producer
 from fixtures.kafka import KafkaBroker
+from fixtures.produced import RUN, produce
 from fixtures.sink import Row, execute, insert_rows
 
 from spark_job.sink import PostgresSink
-from tools.audit import audit_log, value_prefix
+from tools.audit import audit_log
 from tools.ledger import LedgerWriter, load_ledger
 from tools.validation import ValidationResult, validate_run
 
-RUN = "layers-run"
 EVENTS = 300
 QUERY = "q-layers"
 
@@ -53,31 +51,6 @@ class Bed:
 
     def position(self, event_id: int) -> tuple[int, int]:
         return next(pos for pos, i in self.log.items() if i == event_id)
-
-
-def produce(
-    broker: KafkaBroker, topic: str, run_dir: Path, first: int, count: int
-) -> dict[tuple[int, int], int]:
-    """Send ids first..first+count-1 as tools/producer.py does; acks go to the ledger."""
-    writer = LedgerWriter(run_dir, RUN, fsync=False)
-    lo, hi = writer.reserve(count)
-    assert lo == first
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "enable.idempotence": True})
-    prefix = value_prefix(RUN)
-    log: dict[tuple[int, int], int] = {}
-
-    def delivered(err: object, msg: object) -> None:
-        event_id = int(msg.value()[len(prefix) :].split(b",")[0])  # type: ignore[attr-defined]
-        assert err is None, err
-        writer.ack(event_id, msg.partition(), msg.offset())  # type: ignore[attr-defined]
-        log[(msg.partition(), msg.offset())] = event_id  # type: ignore[attr-defined]
-
-    for event_id in range(lo, hi + 1):
-        producer.produce(topic, prefix + b"%d,\"produced_at_ms\":%d}" % (event_id, time.time_ns() // 10**6),
-                         on_delivery=delivered)  # fmt: skip
-    assert producer.flush(30) == 0
-    writer.close(hi + 1)
-    return log
 
 
 @pytest.fixture
@@ -129,11 +102,9 @@ def plant_log_absent(bed: Bed) -> None:
 def plant_inconsistent_offset(bed: Bed) -> None:
     # Two records of partition 1 swap places: each id sits at a position it was not acknowledged at.
     bed.sql(
-        "UPDATE kafka_log SET event_id = CASE kafka_offset WHEN 3 THEN (SELECT event_id FROM kafka_log"
-        " WHERE run_id = %s AND kafka_partition = 1 AND kafka_offset = 4) ELSE (SELECT event_id FROM kafka_log"
-        " WHERE run_id = %s AND kafka_partition = 1 AND kafka_offset = 3) END"
+        "UPDATE kafka_log SET event_id = CASE kafka_offset WHEN 3 THEN %s ELSE %s END"
         " WHERE run_id = %s AND kafka_partition = 1 AND kafka_offset IN (3, 4)",
-        (RUN, RUN, RUN),
+        (bed.log[(1, 4)], bed.log[(1, 3)], RUN),
     )
 
 
