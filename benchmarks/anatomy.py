@@ -11,7 +11,6 @@ end-to-end latency, so a slow recovery can be pinned on Kafka (late acks) or on 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tools.pgconn import connect  # noqa: E402
+from tools.run.clock import iso_from_ms  # noqa: E402
+from tools.run.layout import LEDGER_FILE  # noqa: E402
+from tools.run.meta import load_run  # noqa: E402
+from tools.run.timeline import read_faults  # noqa: E402
 
 
 def read_ledger(path: Path) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int, int]]]:
@@ -44,7 +47,7 @@ def reserved_at(reserved: list[tuple[int, int, int]], event_id: int) -> int | No
 
 def ack_delays(run_dir: Path, start_ms: int, window_ms: int) -> dict[int, tuple[int, int]]:
     """Per partition: (worst ack delay ms, last ack ms after start) for ids reserved in the window."""
-    reserved, acked = read_ledger(run_dir / "ledger.log")
+    reserved, acked = read_ledger(run_dir / LEDGER_FILE)
     worst: dict[int, tuple[int, int]] = {}
     for ack_ms, lo, _hi, partition in acked:
         res_ms = reserved_at(reserved, lo)
@@ -75,11 +78,13 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=6.0, help="ids produced this many s after the start")
     ap.add_argument("--seconds", type=int, default=14, help="commit seconds shown after the start")
     args = ap.parse_args()
-    run = json.loads((args.run_dir / "run.json").read_text())
-    faults = [json.loads(line) for line in (args.run_dir / "timeline.jsonl").read_text().splitlines()]
+    run = load_run(args.run_dir)
+    faults, _notes = read_faults(args.run_dir)
     for fault in faults:
-        start = int(fault["start_ms"])
-        print(f"== {fault['kind']} {fault['target']} at {fault['start']} (ends {fault.get('end')})")
+        window = fault.window
+        start = window.start_ms
+        end = iso_from_ms(window.end_ms) if window.end_ms is not None else None
+        print(f"== {window.kind} {window.target} at {iso_from_ms(start)} (ends {end})")
         delays = ack_delays(args.run_dir, start, int(args.window * 1000))
         cells = defaultdict(str)
         for partition, (worst, last) in sorted(delays.items()):
