@@ -26,6 +26,7 @@ from fixtures.kafka import running_kafka  # noqa: E402
 
 from tools import ranges  # noqa: E402
 from tools.ledger import load_ledger  # noqa: E402
+from tools.run.layout import LEDGER_FILE  # noqa: E402
 
 TARGET = 20_000
 
@@ -59,7 +60,7 @@ def main() -> None:
             raise SystemExit(f"tools produce failed ({res.returncode}): {res.stderr.strip()}")
         state = load_ledger(root / run_id)
         acked = ranges.total(state.acked())
-        first_reserve = min(line_ts for line_ts in _reservation_times(root / run_id / "ledger.log"))
+        first_reserve = min(line_ts for line_ts in _reservation_times(root / run_id / LEDGER_FILE))
         last_ack = max(a.ts_ms for a in state.acks)
         rate = acked / ((last_ack - first_reserve) / 1000)
         print(
