@@ -321,8 +321,7 @@ def _spark(
                (SELECT b.committed_at FROM chk_batches b
                  WHERE b.part = o.part AND b.start_off <= o.off AND o.off < b.end_off
                  ORDER BY b.seq LIMIT 1) AS batch_committed_at,
-               o.off >= coalesce((SELECT max(b.end_off) FROM chk_batches b WHERE b.part = o.part), 0)
-                   AS past_last
+               o.off >= (SELECT max(b.end_off) FROM chk_batches b WHERE b.part = o.part) AS past_last
         FROM chk_log_odd o
         WHERE (o.short OR o.cls IS NULL)
           AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.run_id = %(run_id)s AND t.event_id = o.id)""",
@@ -334,6 +333,7 @@ def _spark(
         "FROM chk_unsunk WHERE batch IS NOT NULL",
         f"{cols}, batch, batch_committed_at AS time",
     )
+    # past_last is NULL where no batch of the partition recorded its offsets: not placed (a note).
     found["unread"] = _class(cur, "FROM chk_unsunk WHERE batch IS NULL AND past_last", cols)
     found["sink-ahead-of-checkpoint"] = _class(
         cur,
@@ -356,15 +356,16 @@ def _spark(
     )
     if audited:
         cur.execute(
-            "SELECT count(*) FROM chk_unsunk WHERE batch IS NULL AND NOT past_last AND NOT EXISTS"
+            "SELECT count(*) FROM chk_unsunk WHERE batch IS NULL AND coalesce(NOT past_last, true)"
+            " AND NOT EXISTS"
             " (SELECT 1 FROM chk_seams g WHERE g.part = chk_unsunk.part AND g.start_off > g.prev_end"
             " AND chk_unsunk.off >= g.prev_end AND chk_unsunk.off < g.start_off)"
         )
         orphans = int(cur.fetchone()[0])
         if orphans:
             notes.append(
-                f"{orphans} log records of the run are in no batch, no gap and not past the last batch "
-                "(batches without recorded offsets)."
+                f"{orphans} log records of the run missing from the sink are in no recorded batch, no gap "
+                "and not past the last batch: not placed (batches without recorded offsets)."
             )
 
 
@@ -407,8 +408,15 @@ def _missing_by_layer(cur: Any, params: dict[str, Any], table: str, audited: boo
              AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.run_id = %(run_id)s AND t.event_id = id)),
           (SELECT count(*) FROM chk_unsunk WHERE cls = {ACKED} AND batch IS NOT NULL),
           (SELECT count(*) FROM chk_unsunk WHERE cls = {ACKED} AND batch IS NULL AND NOT past_last),
-          (SELECT count(*) FROM chk_unsunk WHERE cls = {ACKED} AND batch IS NULL AND past_last)""",
+          (SELECT count(*) FROM chk_unsunk WHERE cls = {ACKED} AND batch IS NULL AND past_last),
+          (SELECT count(*) FROM chk_unsunk WHERE cls = {ACKED} AND past_last IS NULL)""",
         params,
     )
-    kafka, skipped, gap, unread = (int(v) for v in cur.fetchone())
-    return {"kafka": kafka, "spark_skipped": skipped, "spark_gap": gap, "spark_unread": unread}
+    kafka, skipped, gap, unread, unplaced = (int(v) for v in cur.fetchone())
+    return {
+        "kafka": kafka,
+        "spark_skipped": skipped,
+        "spark_gap": gap,
+        "spark_unread": unread,
+        "not_placed": unplaced,
+    }

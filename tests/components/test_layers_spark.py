@@ -109,4 +109,5 @@ def test_job_records_batch_offsets_and_a_checkpoint_dropped_under_latest_is_a_sp
         "spark_skipped": 0,
         "spark_gap": 100,
         "spark_unread": 0,
+        "not_placed": 0,
     }

@@ -95,6 +95,8 @@ class ReportData:
     start_ms: int
     end_ms: int
     notes: list[str] = field(default_factory=list)
+    # Spark's consumer lag per partition (latest - end offset, per progress event): (ms, lag) points.
+    lag: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
     @property
     def sink_table(self) -> str:
@@ -179,6 +181,27 @@ def query_spark(conn: connection, start_ms: int, end_ms: int) -> SparkSummary | 
         None if mx is None else float(mx),
         None if rps is None else float(rps),
     )
+
+
+def query_lag(conn: connection, topic: str, start_ms: int, end_ms: int) -> dict[int, list[tuple[int, int]]]:
+    """Spark's lag behind the log per partition at each progress event of the run's span: the latest
+    offset Kafka had minus the end offset of the batch (spark_progress)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT (extract(epoch FROM p.reported_at) * 1000)::bigint, e.key::int,
+                      (p.latest_offsets -> %(topic)s ->> e.key)::bigint - e.value::bigint
+               FROM spark_progress p, jsonb_each_text(p.end_offsets -> %(topic)s) e
+               WHERE p.reported_at >= to_timestamp(%(lo)s / 1000.0)
+                 AND p.reported_at <= to_timestamp(%(hi)s / 1000.0)
+                 AND p.latest_offsets ? %(topic)s
+               ORDER BY 1""",
+            {"topic": topic, "lo": start_ms, "hi": end_ms},
+        )
+        out: dict[int, list[tuple[int, int]]] = {}
+        for ms, part, lag in cur.fetchall():
+            if lag is not None:
+                out.setdefault(int(part), []).append((int(ms), int(lag)))
+    return out
 
 
 def load_validation(run_dir: Path) -> dict[str, Any] | None:
@@ -271,6 +294,7 @@ def gather(
     start_ms = ms_from_iso(run["started_at"]) if run.get("started_at") else min(candidates_end, default=0)
     end_ms = max(candidates_end, default=start_ms)
     spark = query_spark(conn, start_ms, end_ms + AFTER_FAULT_S * 1000) if conn is not None else None
+    lag = query_lag(conn, run.get("topic") or "events", start_ms, end_ms) if conn is not None else {}
 
     baseline = None
     recoveries: list[FaultRecovery] = []
@@ -315,4 +339,5 @@ def gather(
         start_ms=start_ms,
         end_ms=end_ms,
         notes=notes,
+        lag=lag,
     )

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from tools.recovery import FaultRecovery, SecondStats
-from tools.run.layout import LATENCY_PNG, RECOVERY_PNG, THROUGHPUT_PNG
+from tools.run.layout import LATENCY_PNG, RECOVERY_PNG, THROUGHPUT_PNG, UNSEEN_PNG
 from tools.run.timeline import Fault
 
 
@@ -131,3 +131,50 @@ def plot_recovery(out_dir: Path, recoveries: Sequence[FaultRecovery], end_ms: in
     ax.set_ylabel("recovery time (s)")
     ax.set_title("Recovery time per fault")
     return _save(fig, out_dir / RECOVERY_PNG)
+
+
+def unseen_series(series: Sequence[SecondStats], acks: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """unseen(t) per second: ids acknowledged by the end of second t minus rows committed by then
+    (Jepsen's unseen count; indeterminate ids that arrived make it an underestimate)."""
+    acked = dict(acks)
+    rows = {s.sec: s.rows for s in series}
+    secs = sorted(set(acked) | set(rows))
+    out, total = [], 0
+    for sec in range(secs[0], secs[-1] + 1) if secs else ():
+        total += acked.get(sec, 0) - rows.get(sec, 0)
+        out.append((sec, max(total, 0)))
+    return out
+
+
+def plot_unseen(
+    out_dir: Path,
+    series: Sequence[SecondStats],
+    acks: Sequence[tuple[int, int]],
+    lag: dict[int, list[tuple[int, int]]],
+    faults: Sequence[Fault],
+    t0_ms: int,
+    end_ms: int,
+) -> str | None:
+    unseen = unseen_series(series, acks)
+    if not unseen:
+        return None
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
+    x = [float(sec) for sec, _ in unseen]
+    top.plot(_rel(x, t0_ms), [float(n) for _, n in unseen], lw=1, label="unseen (acked, not in sink)")
+    _shade_faults(top, faults, t0_ms, end_ms)
+    top.set_ylabel("ids")
+    top.set_title("Acknowledged but not yet in the sink, and Spark's lag per partition")
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    for part, points in sorted(lag.items()):
+        bottom.step([(ms - t0_ms) / 1000 for ms, _ in points], [n for _, n in points], lw=1,
+                    where="post", label=f"partition {part}")  # fmt: skip
+    _shade_faults(bottom, faults, t0_ms, end_ms)
+    bottom.set_xlabel("seconds since run start")
+    bottom.set_ylabel("offsets behind")
+    if lag:
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    else:
+        bottom.text(
+            0.5, 0.5, "lag not measured (no spark_progress rows)", ha="center", transform=bottom.transAxes
+        )
+    return _save(fig, out_dir / UNSEEN_PNG)

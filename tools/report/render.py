@@ -282,10 +282,41 @@ def build_context(data: ReportData, plot_files: dict[str, str | None]) -> dict[s
             "samples": [(k, ", ".join(map(str, ids))) for k, ids in (v.get("samples") or {}).items() if ids],
             "problems": v.get("problems", []),
             "notes": v.get("notes", []),
+            "layers": _layers(v.get("layers") or {}),
+            "audit": v.get("kafka_audit") or {},
         },
         "plots": plot_files,
         "conclusion": _conclusion(data),
         "notes": data.notes,
+    }
+
+
+def _witness(w: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in w.items() if v is not None).replace("|", "\\|")
+
+
+def _layers(layers: dict[str, Any]) -> dict[str, Any] | None:
+    """The per-layer table: every class with its count, verdict, definition and first witnesses."""
+    if not layers.get("classes"):
+        return None
+    rows = []
+    for name, c in layers["classes"].items():
+        verdict = "information" if c["allowed"] else ("ERROR" if c["count"] else "ok")
+        rows.append(
+            {
+                "layer": c["layer"],
+                "name": name,
+                "count": fmt_int(c["count"]),
+                "verdict": verdict,
+                "definition": c["definition"],
+                "witnesses": [_witness(w) for w in c["witnesses"]],
+            }
+        )
+    return {
+        "audited": layers.get("audited", False),
+        "rows": rows,
+        "missing": layers.get("missing_by_layer") or {},
+        "notes": layers.get("notes", []),
     }
 
 
@@ -328,6 +359,9 @@ def write_report(data: ReportData) -> Path:
         ),
         "latency": plots.plot_latency(out, data.series, data.faults, data.start_ms, data.end_ms, threshold),
         "recovery": plots.plot_recovery(out, data.recoveries, data.end_ms),
+        "unseen": plots.plot_unseen(
+            out, data.series, data.ack_series, data.lag, data.faults, data.start_ms, data.end_ms
+        ),
     }
     text = environment().get_template(TEMPLATE).render(**build_context(data, plot_files))
     path = out / REPORT_FILE

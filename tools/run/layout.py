@@ -31,6 +31,7 @@ REPORT_FILE = "RESILIENCE_REPORT.md"
 THROUGHPUT_PNG = "throughput.png"
 LATENCY_PNG = "latency.png"
 RECOVERY_PNG = "recovery_time.png"
+UNSEEN_PNG = "unseen.png"  # acknowledged but not yet in the sink over time, with Spark's lag per partition
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LABEL_JUNK = re.compile(r"[^A-Za-z0-9._-]+")
