@@ -357,6 +357,17 @@ def test_stress_is_a_transient_unit_in_the_services_slice_and_restore_stops_it(v
     assert a.sh("systemctl list-units --all --plain --no-legend 'chaosbed-stress-*'")[1].strip() == ""
     vmbed.assert_healthy()
 
+    # A stress unit whose journal is lost: `restore --all --hosts` stops it.
+    a.sh(
+        "systemd-run --unit=chaosbed-stress-lost-01-x.service --collect --quiet "
+        "stress-ng --cpu 1 --timeout 60s"
+    )
+    assert a.active("chaosbed-stress-lost-01-x.service") == "active"
+    swept = vmbed.bed.cli("restore", "--all", "--hosts", str(vmbed.hosts_file()))
+    assert swept.returncode == 0, swept.stderr
+    assert "stress unit chaosbed-stress-lost-01-x.service" in swept.stdout
+    assert a.sh("systemctl list-units --all --plain --no-legend 'chaosbed-stress-*'")[1].strip() == ""
+
 
 def test_restore_all_sweeps_stray_rules_and_dropins_on_hosts(vmbed: VmBed) -> None:
     a = vmbed.a

@@ -18,6 +18,7 @@ from tools.chaos.ssh import SshShell
 from tools.chaos.systemd import unit_for
 from tools.chaos.systemd.host import DROPIN_NAME, DROPIN_ROOT, unit_state
 from tools.chaos.systemd.lifecycle import undo_unit
+from tools.chaos.systemd.stress import stray_stress_units
 from tools.chaos.targets import Target
 from tools.chaos.vm_hosts import VmHost
 from tools.errors import EXIT_BAD_INPUT, ToolError
@@ -107,4 +108,7 @@ def sweep_host(host: VmHost, keep_prefixes: tuple[str, ...]) -> list[str]:
             unit = path.removeprefix(f"{DROPIN_ROOT}/").split(".d/", 1)[0]
             run_steps([undo_unit(host, unit)], [])
             swept.append(f"{host.ssh_host}: drop-in of {unit}")
+        for unit in stray_stress_units(shell):
+            shell.run(["systemctl", "stop", unit], check=False)
+            swept.append(f"{host.ssh_host}: stress unit {unit}")
     return swept

@@ -34,6 +34,14 @@ def run_cmd(unit: str, slice_: str, args: list[str]) -> list[str]:
     return ["systemd-run", f"--unit={unit}", f"--slice={slice_}", "--collect", "--quiet", "stress-ng", *args]
 
 
+def stray_stress_units(shell: SshShell) -> list[str]:
+    """Every chaosbed stress unit loaded on the host (for `restore --all` when no run is active)."""
+    listing = shell.run(
+        ["systemctl", "list-units", "--all", "--plain", "--no-legend", "chaosbed-stress-*"], check=False
+    )
+    return [line.split()[0] for line in listing.stdout.splitlines() if line.strip()]
+
+
 def _checks(host: VmHost) -> None:
     found = SshShell(host, []).run(["sh", "-c", "command -v stress-ng"], check=False)
     if found.exit_code != 0:
