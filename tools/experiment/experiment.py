@@ -289,7 +289,12 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
         result.exit_code = 128 + stop.signum
         return result
     result.validate_exit = _command_exit(
-        validate, run=run_dir, settle=spec.settle_s, settle_timeout=spec.settle_timeout_s
+        validate,
+        run=run_dir,
+        settle=spec.settle_s,
+        settle_timeout=spec.settle_timeout_s,
+        # Kafka as this host reaches it, for the log audit (a container producer records its own).
+        bootstrap_servers=spec.bootstrap_servers,
     )
     if spec.render_report and result.validate_exit in (0, 1):
         result.report_exit = _command_exit(report, run=run_dir, baseline=int(spec.baseline_s))
