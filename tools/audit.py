@@ -1,7 +1,8 @@
 """The Kafka log audit: which event id of a run sits at each (partition, offset) of the run's topic.
 
 After a run settles, a plain consumer (assigned every partition, never joining or committing to a
-group) reads each partition from its log start to the end offset it had when the audit began, and
+group) reads each partition from its log start (or from the run's start time, minus a margin: a shared
+topic holds every earlier run) to the end offset it had when the audit began, and
 the run's events go to PostgreSQL (`kafka_log`) with COPY; each partition's bounds go to
 `kafka_log_audits`. The checker compares this log with the producer's acknowledgements (Kafka layer)
 and with the offsets Spark's batches read (Spark layer): docs/checker.md.
@@ -20,7 +21,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from psycopg2.extensions import connection
 
 from tools.errors import ToolError
@@ -85,9 +86,12 @@ def audit_log(
     topic: str,
     kafka_config: dict[str, Any] | None = None,
     timeout_s: float = 120.0,
+    since_ms: int | None = None,
 ) -> AuditResult:
-    """Read the topic's whole log and record the run's (partition, offset) -> event id, replacing any
-    earlier audit of the run. Raises ToolError when Kafka cannot be read."""
+    """Read the topic's log and record the run's (partition, offset) -> event id, replacing any earlier
+    audit of the run. From each partition's log start, or with since_ms from its first record stamped
+    at or after since_ms (a shared topic holds every earlier run too). Raises ToolError when Kafka
+    cannot be read."""
     started = time.monotonic()
     consumer = Consumer(
         {
@@ -100,6 +104,8 @@ def audit_log(
     result = AuditResult(run_id, topic)
     try:
         bounds = _bounds(consumer, topic, timeout_s)
+        if since_ms is not None:
+            bounds = _since(consumer, topic, bounds, since_ms, timeout_s)
         result.partitions = [PartitionAudit(p, lo, hi) for p, (lo, hi) in sorted(bounds.items())]
         with conn, conn.cursor() as cur:
             cur.execute("DELETE FROM kafka_log WHERE run_id = %s", (run_id,))
@@ -131,6 +137,23 @@ def _bounds(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, tuple
         raise ToolError(f"Kafka log audit: cannot read topic {topic!r}: {exc.args[0].str()}") from None
 
 
+def _since(
+    consumer: Consumer, topic: str, bounds: dict[int, tuple[int, int]], since_ms: int, timeout_s: float
+) -> dict[int, tuple[int, int]]:
+    """Each partition's start moved to its first record stamped at or after since_ms (none: its end)."""
+    try:
+        found = consumer.offsets_for_times(
+            [TopicPartition(topic, p, since_ms) for p in sorted(bounds)], timeout=min(timeout_s, 15)
+        )
+    except KafkaException as exc:
+        raise ToolError(f"Kafka log audit: cannot look up offsets by time: {exc.args[0].str()}") from None
+    out = dict(bounds)
+    for tp in found:
+        lo, hi = bounds[tp.partition]
+        out[tp.partition] = (hi if tp.offset < 0 else max(lo, min(tp.offset, hi)), hi)
+    return out
+
+
 def _read_into(
     cur: Any, consumer: Consumer, run_id: str, topic: str, result: AuditResult, deadline: float
 ) -> None:
@@ -138,7 +161,8 @@ def _read_into(
     per_partition = {p.partition: 0 for p in result.partitions}
     todo = {p.partition for p in result.partitions if p.log_end > p.log_start}
     if todo:
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(todo)])
+        starts = {p.partition: p.log_start for p in result.partitions}
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(todo)])
     prefix = value_prefix(run_id)
     at = len(prefix)
     run = run_id.encode()  # run ids need no COPY escaping (tools/run/layout.py allows [A-Za-z0-9._-])

@@ -10,6 +10,7 @@ each recording the offsets it read, as the job does from its checkpoint.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,3 +201,16 @@ def test_each_class_fires_when_planted(bed: Bed, name: str) -> None:
     print(name, witnesses[0])
     # Only the information classes leave the run valid.
     assert result.valid == all(result.layers["classes"][c]["allowed"] for c in expected), result.problems
+
+
+def test_the_audit_starts_at_the_runs_start_time(bed: Bed) -> None:
+    """A shared topic holds earlier runs: from a time, each partition is read from its first record
+    stamped at or after it; a time after every record reads nothing."""
+    with contextlib.closing(psycopg2.connect(bed.dsn)) as conn:
+        everything = audit_log(conn, RUN, bed.broker.bootstrap, bed.topic, since_ms=0)
+        assert everything.run_records == EVENTS
+        later = audit_log(
+            conn, RUN, bed.broker.bootstrap, bed.topic, since_ms=int(time.time() * 1000) + 3_600_000
+        )
+    assert later.run_records == 0
+    assert all(p.log_start == p.log_end for p in later.partitions)

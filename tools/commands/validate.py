@@ -23,6 +23,7 @@ from tools.commands.options import (
 from tools.errors import EXIT_FINDING, ToolError, one_line_errors
 from tools.ledger import load_ledger
 from tools.pgconn import connect
+from tools.run.clock import ms_from_iso
 from tools.run.layout import VALIDATION_FILE, find_run
 from tools.run.meta import check_sink_table, load_run, write_json_atomic
 from tools.validation import ValidationResult, missing_layer_tables, validate_run, wait_until_settled
@@ -56,6 +57,10 @@ def _table(result: ValidationResult) -> Table:
     return table
 
 
+# The audit reads the log from the run's start minus this (clock steps between producer and broker hosts).
+AUDIT_MARGIN_MS = 300_000
+
+
 def _audit(conn: Any, info: dict[str, Any], bootstrap: str | None, wanted: bool) -> dict[str, Any]:
     """Audit the run's Kafka log into PostgreSQL; a failure leaves the Kafka layer unmeasured (a
     warning, not bad input: the sink checks stand without it)."""
@@ -65,7 +70,8 @@ def _audit(conn: Any, info: dict[str, Any], bootstrap: str | None, wanted: bool)
     if not servers or not info.get("topic"):
         return {"error": "not audited: run.json has no bootstrap_servers/topic"}
     try:
-        return audit_log(conn, info["run_id"], servers, info["topic"]).to_json()
+        since = ms_from_iso(info["started_at"]) - AUDIT_MARGIN_MS if info.get("started_at") else None
+        return audit_log(conn, info["run_id"], servers, info["topic"], since_ms=since).to_json()
     except (ToolError, KafkaException) as exc:
         why = str(exc) if isinstance(exc, ToolError) else exc.args[0].str()
         typer.echo(f"warning: {why}; the Kafka layer is not measured", err=True)
