@@ -15,6 +15,9 @@ Sections (each skippable; results of sections skipped today are kept from today'
 5. recovery: benchmarks/scenarios/recovery.yml as one experiment (tools/experiment, the library of
    `tools experiment run`); recovery per fault from tools/recovery.py (the report's own definition),
    medians per fault class.
+6. profiles: each known-unsafe profile's catch rate over --profile-runs runs of the CI scenario, by chaos
+   alone (goal: every run fails validation), and the safe profile's clean runs (benchmarks/catch_rate.py).
+   Long (each run is a whole CI experiment); leaves the pipeline on the safe profile.
 
 Writes benchmarks/results/<date>.json and .md, and prints the ratio e2e / PostgreSQL ceiling.
 Other work on the same cores makes the figures noisy: the results carry the load average.
@@ -45,6 +48,7 @@ import psycopg2  # noqa: E402
 from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
+from benchmarks import catch_rate  # noqa: E402
 from spark_job.sink import PostgresSink, Row  # noqa: E402
 from tools import ranges  # noqa: E402
 from tools.experiment.experiment import ExperimentSpec, run_experiment, scenario_length_s  # noqa: E402
@@ -733,6 +737,8 @@ def table_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             tgt = TARGETS.get(target)
             rows.append((f"recovery, {name} (median)", value, f"< {tgt:g} s" if tgt else "-",
                          _met(v, tgt, False) if tgt else "-"))  # fmt: skip
+    if res.get("profiles"):
+        rows += catch_rate.table_rows(res["profiles"])
     return rows
 
 
@@ -793,7 +799,7 @@ def spark_settings() -> dict[str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in ("kafka", "postgres", "e2e", "latency", "recovery"):
+    for name in ("kafka", "postgres", "e2e", "latency", "recovery", "profiles"):
         ap.add_argument(f"--skip-{name}", action="store_true")
     ap.add_argument("--kafka-count", type=int, default=300_000)
     ap.add_argument("--pg-batches", type=int, default=10)
@@ -806,6 +812,7 @@ def main() -> None:
     ap.add_argument("--latency-seconds", type=float, default=60)
     ap.add_argument("--recovery-rate", type=int, default=1000)
     ap.add_argument("--scenario", type=Path, default=REPO / "benchmarks" / "scenarios" / "recovery.yml")
+    ap.add_argument("--profile-runs", type=int, default=5, help="CI experiments per profile (profiles)")
     ap.add_argument("--keep-runs", action="store_true", help="keep run dirs under runs/bench-<time>/")
     ap.add_argument("--fresh", action="store_true", help="do not merge into today's earlier results")
     args = ap.parse_args()
@@ -848,6 +855,9 @@ def main() -> None:
             write_results(res, day)
         if not args.skip_recovery:
             res["recovery"] = stamp(bench_recovery(root, args.scenario.resolve(), args.recovery_rate))
+            write_results(res, day)
+        if not args.skip_profiles:
+            res["profiles"] = stamp(catch_rate.catch_rates(args.profile_runs, DSN))
             write_results(res, day)
     jp, mp = write_results(res, day)
     print(mp.read_text())

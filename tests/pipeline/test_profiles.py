@@ -2,7 +2,8 @@
 
 Deterministic: the Spark job's `crash-after-commit` failpoint kills the driver right
 after the sink committed a batch and before Spark's commit log recorded it, so the
-restarted job is certain to replay that batch.
+restarted job is certain to replay that batch. And by chaos alone, with no failpoint:
+the CI scenario kills the driver right after a sink commit (`after: sink-commit`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, Pipeline, run_playbook
+from .test_chaos_e2e import run_of
 
 TOOLS = str(Path(sys.executable).parent / "tools")
 
@@ -106,6 +108,14 @@ def test_unsafe_sink_replays_show_up_as_duplicates(
     assert result["duplicate_count"] > 0
     assert result["missing_count"] == 0
     assert result["valid"] is False
+    # Localised: sink duplicates, each row from the replayed batch (Spark ran it again: its commit log
+    # did not hold it); nothing at the Kafka layer, no Spark gap, skip or divergent replay.
+    classes = result["layers"]["classes"]
+    found = {name for name, c in classes.items() if c["count"]}
+    assert found == {"duplicate", "sink-ahead-of-checkpoint"}, found
+    replayed = {f"{b['query_id']}/{b['batch_id']}" for b in classes["sink-ahead-of-checkpoint"]["witnesses"]}
+    assert classes["duplicate"]["witnesses"]
+    assert all(w["batch"] in replayed and w["batch_replays"] >= 1 for w in classes["duplicate"]["witnesses"])
 
 
 def test_safe_sink_absorbs_the_same_replay(
@@ -117,3 +127,21 @@ def test_safe_sink_absorbs_the_same_replay(
     assert result["missing_count"] == 0
     assert result["acked_count"] == 3000
     assert result["replays_absorbed"] >= 1
+
+
+def test_chaos_alone_catches_the_unsafe_sink(pipeline: Pipeline, restore_safe_profile: None) -> None:
+    """`chaos.yml -e scenario=ci -e profile=unsafe-sink` fails with duplicates, no failpoint armed: the
+    scenario's Spark SIGKILL fires on the first sink commit after a restart (tools/chaos/triggers.py)."""
+    result = run_playbook("playbooks/chaos.yml", "-e", "scenario=ci", "-e", "profile=unsafe-sink")
+    run = run_of(result.stdout)
+    env = pipeline.container("spark").attrs["Config"]["Env"]
+    assert "CHAOSBED_FAILPOINT=" in env, env
+    assert result.returncode != 0, result.stdout[-4000:]
+    validation = json.loads((run / "validation.json").read_text())
+    assert validation["sink_table"] == "events_append"
+    assert validation["duplicate_count"] > 0, validation
+    assert validation["missing_count"] == 0, validation
+    faults = [json.loads(line) for line in (run / "timeline.jsonl").read_text().splitlines() if line.strip()]
+    triggered = [f for f in faults if (f.get("trigger") or {}).get("event") == "sink-commit"]
+    assert triggered and all(f["outcome"] == "ok" for f in triggered), triggered
+    assert all(f["trigger"]["fire_ms"] >= f["trigger"]["event_ms"] for f in triggered)

@@ -43,9 +43,10 @@ from tools.chaos.restore import RestoreReport, RunLock, restore_all, restore_dir
 from tools.chaos.runner import Runner  # noqa: E402
 from tools.chaos.scenario import Scenario, load_scenario, resolve_path  # noqa: E402
 from tools.chaos.systemd.executor import check_units, check_vm_schedule, sweep_host  # noqa: E402
+from tools.chaos.triggers import TriggerContext, context_settings, read_run_json  # noqa: E402
 from tools.chaos.vm_hosts import VmHost, load_hosts  # noqa: E402
 from tools.commands.options import RunDirOption, RunIdOption, RunsRootOption  # noqa: E402
-from tools.run.layout import JOURNAL_FILE, new_run_dir, run_id_of  # noqa: E402
+from tools.run.layout import JOURNAL_FILE, RUN_JSON, new_run_dir, run_id_of  # noqa: E402
 from tools.run.timeline import read_timeline  # noqa: E402
 
 P = ParamSpec("P")
@@ -155,9 +156,10 @@ def _print_plan(loaded: Scenario) -> None:
     for row in schedule.describe():
         until = "end of phase" if row["held_until_end"] else row["until"]
         params = json.dumps(row["params"], separators=(",", ":"))
-        typer.echo(
-            f"  {row['at']} -> {until:<13} {row['id']:<14} {row['kind']:<19} {row['target']:<10} {params}"
-        )
+        when = f"{row['at']} -> {until:<13}"
+        if row["trigger"]:  # fires on a pipeline event, watched from `at` on
+            when = f"{row['trigger']} (from {row['at']}, by {until})"
+        typer.echo(f"  {when} {row['id']:<14} {row['kind']:<19} {row['target']:<10} {params}")
 
 
 @app.command("validate-scenario")
@@ -275,6 +277,22 @@ def _execute(runner: Runner, journal: Journal, lock: RunLock, run_dir: Path) -> 
     return exit_code
 
 
+def _trigger_context(
+    client: Any, cfg: ChaosConfig, loaded: Scenario, run_dir: Path, dsn: str | None, brokers: str | None
+) -> TriggerContext:
+    """Triggers and dynamic targets reach the database and brokers given, else those of the run's run.json."""
+    recorded = context_settings(read_run_json(run_dir / RUN_JSON))
+    return TriggerContext(
+        client,
+        cfg,
+        dsn or recorded["postgres_dsn"],
+        brokers,
+        recorded["topic"],
+        loaded.schedule.seed,
+        recorded_bootstrap=recorded["bootstrap_servers"],
+    )
+
+
 @app.command("run")
 @one_line_errors
 @engine_errors
@@ -298,6 +316,19 @@ def run(
         bool, typer.Option("--dry-run", help="Resolve and print every call; change nothing.")
     ] = False,
     hosts_file: HostsOpt = None,
+    postgres_dsn: Annotated[
+        str | None,
+        typer.Option(
+            "--postgres-dsn", help="Where `after: sink-commit` LISTENs (default: the run's run.json)."
+        ),
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(
+            "--bootstrap-servers",
+            help="Brokers that `target: kafka-leader-most` reads leaders from (default: the run's run.json).",
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario in real time; writes chaos-journal.jsonl and timeline.jsonl; always restores.
 
@@ -317,8 +348,13 @@ def run(
     run_id = run_id_of(run_dir)
     if dry_run_:
         planner = build_executor(client, cfg, run_id, pumba_bin=bin_path, hosts=hosts)
-        for row in dry_run(planner, loaded.schedule, run_id):
-            typer.echo(f"{format_offset(row['at_ms'])} {row['id']} {row['kind']} {row['target']}")
+        triggers = {a.short_id: a.fault.trigger for a in loaded.schedule.actions}
+        context = _trigger_context(client, cfg, loaded, run_dir, postgres_dsn, bootstrap_servers)
+        for row in dry_run(planner, loaded.schedule, run_id, lambda rule: context.resolve(rule)[0]):
+            trigger = triggers.get(row["id"])
+            when = format_offset(row["at_ms"])
+            when = f"{trigger.describe()} (from {when})" if trigger else when
+            typer.echo(f"{when} {row['id']} {row['kind']} {row['target']}")
             for call in row["call"]:
                 typer.echo(f"    {call}")
         return
@@ -335,9 +371,9 @@ def run(
     chosen = build_executor(
         client, cfg, run_id, pumba_bin=bin_path, hosts=hosts, journal=journal, run_dir=run_dir
     )
-    exit_code = _execute(
-        Runner(client, cfg, loaded.schedule, chosen, run_dir, run_id, journal), journal, lock, run_dir
-    )
+    triggers = _trigger_context(client, cfg, loaded, run_dir, postgres_dsn, bootstrap_servers)
+    runner = Runner(client, cfg, loaded.schedule, chosen, run_dir, run_id, journal, triggers=triggers)
+    exit_code = _execute(runner, journal, lock, run_dir)
     if exit_code:
         raise typer.Exit(exit_code)
 

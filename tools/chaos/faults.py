@@ -16,8 +16,9 @@ from tools.chaos.kinds import (
     FaultError,
 )
 from tools.chaos.kinds.params import read_positive_duration, read_services
+from tools.chaos.triggers import Trigger, is_dynamic, parse_trigger
 
-COMMON_KEYS = frozenset({"kind", "name", "target", "targets", "at", "duration"})
+COMMON_KEYS = frozenset({"kind", "name", "target", "targets", "at", "duration", "after"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,12 @@ class FaultSpec:
     at_ms: int
     duration_ms: int | None
     params: dict[str, Any] = field(default_factory=dict)
+    trigger: Trigger | None = None  # `after:`: fires on a pipeline event at or after `at`
+
+    @property
+    def wait_ms(self) -> int:
+        """How much later than `at` it may start: 0 on the clock, the watch plus the delay on a trigger."""
+        return 0 if self.trigger is None else self.trigger.wait_ms
 
     @property
     def window_ms(self) -> int | None:
@@ -71,14 +78,16 @@ def parse_fault(index: int, raw: object) -> FaultSpec:
         raise FaultError(f"'at': {exc}") from None
     if at_ms < 0:
         raise FaultError(f"'at' must not be negative, got {raw['at']!r}")
+    trigger = parse_trigger(raw["after"]) if "after" in raw else None
     duration_ms = read_positive_duration(raw, "duration")
     params = kind.check(raw, duration_ms)
     duration_ms = kind.duration_ms(params, duration_ms)
-    kind.check_targets(targets, params)
+    # A dynamic target (kafka-leader-most, ...) is resolved when the fault fires.
+    kind.check_targets([t for t in targets if not is_dynamic(t)], params)
     label = raw.get("name", f"{name} {','.join(targets)}")
     if not isinstance(label, str):
         raise FaultError(f"'name' must be a string, got {label!r}")
-    return FaultSpec(index, label, name, tuple(targets), at_ms, duration_ms, params)
+    return FaultSpec(index, label, name, tuple(targets), at_ms, duration_ms, params, trigger)
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from tools.chaos.outcome import INTERRUPTED, OK, FaultFailed, FaultOutcome, Targ
 from tools.chaos.restore import RestoreReport, restore_run
 from tools.chaos.schedule import Action, Schedule
 from tools.chaos.targets import Target
+from tools.chaos.triggers import TriggerContext, TriggerError, is_dynamic
 from tools.chaos.undo import undo
 from tools.run.timeline import Timeline, line
 
@@ -67,8 +69,11 @@ class Runner:
         run_dir: Path,
         run_id: str,
         journal: Journal,
+        triggers: TriggerContext | None = None,
     ) -> None:
         self.client = client
+        self.triggers = triggers
+        self.t0 = time.monotonic()
         self.cfg = cfg
         self.schedule = schedule
         self.executor = executor
@@ -91,7 +96,7 @@ class Runner:
 
     def run(self) -> None:
         self.journal.run_start(self.run_id, self.schedule.name, self.executor.name)
-        t0 = time.monotonic()
+        t0 = self.t0 = time.monotonic()
         finished = False
         try:
             for action in self.schedule.actions:
@@ -122,23 +127,64 @@ class Runner:
             while thread.is_alive():
                 thread.join(JOIN_POLL_S)
 
+    def _await_trigger(self, action: Action, record: dict[str, Any]) -> bool:
+        """Wait for the fault's event (from `at` until `at + within`) and its delay; False when stopped."""
+        trigger = action.fault.trigger
+        if trigger is None:
+            return True
+        if self.triggers is None:
+            raise FaultFailed("this run has no trigger context (PostgreSQL DSN, brokers)")
+        watcher = self.triggers.watcher(trigger.event)
+        try:
+            watcher.arm()
+            deadline = self.t0 + (action.at_ms + trigger.within_ms) / 1000
+            fired = watcher.wait(deadline, self.stop)
+        except TriggerError as exc:
+            raise FaultFailed(f"trigger {trigger.event}: {exc}") from None
+        finally:
+            watcher.close()
+        if fired is None:
+            if self.stop.is_set():
+                return False
+            raise FaultFailed(f"no {trigger.event} event within {trigger.as_dict()['within']} of its 'at'")
+        delay = trigger.draw_delay(self.schedule.seed, action.fault.index, action.service)
+        record.update(event=trigger.event, event_ms=fired.event_ms, seen=fired.detail, delay_ms=delay)
+        return not (delay and self.stop.wait(delay / 1000))
+
     def _execute(self, action: Action) -> None:
         fault_id = action.fault_id(self.run_id)
         calls = self.calls.setdefault(fault_id, [])
         start = now_ms()
         target: Target | None = None
+        trig: dict[str, Any] = {}
+        rule = action.service if is_dynamic(action.service) else None
         executor = self.executor.route(action.service)
         try:
-            target = executor.find(action.service)
+            if rule is None and action.fault.trigger is not None:
+                target = executor.find(action.service)  # found before the event: less to do after it
+            if not self._await_trigger(action, trig):
+                return  # stopped while waiting: nothing was applied
+            if rule is not None:
+                if self.triggers is None:
+                    raise FaultFailed(f"{rule}: this run has no trigger context (brokers)")
+                try:
+                    service, how = self.triggers.resolve(rule)
+                except TriggerError as exc:
+                    raise FaultFailed(f"{rule}: {exc}") from None
+                action = replace(action, service=service)
+                trig.update(target_rule=rule, resolved=how)
+                executor = self.executor.route(service)
+            if target is None:
+                target = executor.find(action.service)
             if target is None:
                 raise TargetVanished(f"no container or unit for service {action.service!r} any more")
             spec = executor.prepare(action, target, fault_id)
             calls += spec.get("notes", [])  # what the unit wants on the record (e.g. a peer that was down)
         except FaultOutcome as exc:
-            self._write(action, fault_id, target, calls, start, exc.outcome, exc.detail)
+            self._write(action, fault_id, target, calls, start, exc.outcome, exc.detail, trig)
             return
         except Exception as exc:  # a bug or an engine error: record it, never kill the run
-            self._write(action, fault_id, target, calls, start, f"failed: {exc}", repr(exc))
+            self._write(action, fault_id, target, calls, start, f"failed: {exc}", repr(exc), trig)
             return
         if self.stop.is_set():
             return  # interrupted while preparing: never apply a fault we would undo at once
@@ -159,6 +205,9 @@ class Runner:
             }
         )
         outcome, detail = OK, ""
+        if "event_ms" in trig:
+            trig["fire_ms"] = now_ms()
+            trig["latency_ms"] = trig["fire_ms"] - trig["event_ms"]
         try:
             executor.apply(action, target, fault_id, spec, calls, self.stop)
             self.journal.applied(fault_id, list(calls))
@@ -180,9 +229,11 @@ class Runner:
             outcome, detail = TargetVanished.outcome, exc.detail
         except FaultFailed as exc:
             # Left open in the journal: the final restore pass (or `tools chaos restore`) retries it.
-            self._write(action, fault_id, target, calls, start, f"failed: undo: {exc.detail}", exc.detail)
+            self._write(
+                action, fault_id, target, calls, start, f"failed: undo: {exc.detail}", exc.detail, trig
+            )
             return
-        end = self._write(action, fault_id, target, calls, start, outcome, detail)
+        end = self._write(action, fault_id, target, calls, start, outcome, detail, trig)
         self.journal.undone(fault_id, outcome, end)
 
     def _write(
@@ -194,9 +245,14 @@ class Runner:
         start: int,
         outcome: str,
         detail: str,
+        trig: dict[str, Any] | None = None,
     ) -> int:
         end = now_ms()
         extra: dict[str, Any] = {"name": action.fault.name, "at_ms": action.at_ms}
+        if action.fault.trigger is not None or trig:
+            # When and whom: the event's and the fire's times (ms since the epoch), a dynamic target's rule.
+            extra["trigger"] = {"after": action.fault.trigger.describe() if action.fault.trigger else None}
+            extra["trigger"].update(trig or {})
         executor = self.executor.route(action.service)
         pumba_argv = executor.call(fault_id)
         if pumba_argv is not None:

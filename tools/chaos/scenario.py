@@ -18,7 +18,7 @@ from tools.errors import EXIT_BAD_INPUT, ToolError
 
 STATIC_KEYS = frozenset(
     {"name", "description", "faults", "duration", "allow_quorum_loss", "replication_factor"}
-    | {"min_insync_replicas", "recovery_gap"}
+    | {"min_insync_replicas", "recovery_gap", "seed"}
 )
 RANDOM_KEYS = frozenset(
     {"scenario", "name", "description", "seed", "duration", "kinds", "targets", "interval", "fault_duration"}
@@ -194,9 +194,11 @@ def load_scenario(
         except FaultError as exc:
             raise ScenarioError(path, str(exc), fault=index) from None
     phase_ms = duration_ms if duration_ms is not None else _duration(path, doc, "duration", None)
-    schedule = build_schedule(str(doc.get("name", path.stem)), faults, phase_ms)
+    if seed is None and "seed" in doc:
+        seed = _int(path, doc, "seed", 0, lo=0)  # draws the triggers' delays
+    schedule = build_schedule(str(doc.get("name", path.stem)), faults, phase_ms, seed)
     for fault in faults:
-        if fault.at_ms + (fault.window_ms or 0) > schedule.phase_ms:
+        if fault.at_ms + fault.wait_ms + (fault.window_ms or 0) > schedule.phase_ms:
             raise ScenarioError(path, "ends after the scenario's 'duration'", fault=fault.index)
     allow = _bool(path, doc, "allow_quorum_loss")
     max_down = _max_down(path, doc)

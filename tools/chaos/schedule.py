@@ -35,8 +35,9 @@ class Action:
         return self.fault.at_ms
 
     def end_ms(self, phase_ms: int) -> int:
+        """The latest it can end (a triggered fault may start up to its wait after `at`)."""
         window = self.fault.window_ms
-        return phase_ms if window is None else self.fault.at_ms + window
+        return phase_ms if window is None else self.fault.at_ms + self.fault.wait_ms + window
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Schedule:
         rows = []
         for action in self.actions:
             window = action.fault.window_ms
+            trigger = action.fault.trigger
             rows.append(
                 {
                     "number": action.number,
@@ -61,6 +63,9 @@ class Schedule:
                     "target": action.service,
                     "at": format_offset(action.at_ms),
                     "at_ms": action.at_ms,
+                    # A triggered fault fires on a pipeline event at or after `at` (tools/chaos/triggers.py).
+                    "trigger": trigger.describe() if trigger else None,
+                    "after": trigger.as_dict() if trigger else None,
                     "until": format_offset(action.end_ms(self.phase_ms)),
                     "until_ms": action.end_ms(self.phase_ms),
                     "held_until_end": window is None,
@@ -80,7 +85,7 @@ def build_schedule(
     )
     actions = tuple(Action(number, fault, service) for number, (fault, service) in enumerate(pairs, start=1))
     if phase_ms is None:
-        ends = [a.at_ms + (a.fault.window_ms or 0) for a in actions]
+        ends = [a.at_ms + a.fault.wait_ms + (a.fault.window_ms or 0) for a in actions]
         phase_ms = max(ends, default=0)
     return Schedule(name, actions, phase_ms, seed)
 
@@ -100,7 +105,7 @@ def _busy(faults: Iterable[FaultSpec], phase_ms: int, kinds: Iterable[str], gap_
         if fault.kind not in wanted:
             continue
         window = fault.window_ms
-        end = max(phase_ms, fault.at_ms) if window is None else fault.at_ms + window
+        end = max(phase_ms, fault.at_ms) if window is None else fault.at_ms + fault.wait_ms + window
         out.extend(_Busy(fault, service, fault.at_ms, end + gap_ms) for service in fault.targets)
     return out
 

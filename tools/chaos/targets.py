@@ -14,6 +14,7 @@ from docker.models.containers import Container
 from tools.chaos import kinds
 from tools.chaos.config import ChaosConfig
 from tools.chaos.faults import FaultSpec
+from tools.chaos.triggers import is_dynamic
 from tools.errors import EXIT_BAD_INPUT, ToolError
 
 
@@ -93,6 +94,8 @@ def check_schedule(
     """Every target and every partition peer must exist on the engine, before anything is touched."""
     for fault in faults:
         for service in [*fault.targets, *kinds.get(fault.kind).peers(fault.params)]:
+            if is_dynamic(service):
+                continue  # resolved when the fault fires (tools/chaos/triggers.py)
             try:
                 require(client, cfg, service)
             except TargetError as exc:

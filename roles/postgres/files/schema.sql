@@ -102,3 +102,19 @@ CREATE TABLE IF NOT EXISTS kafka_log_audits (
     audited_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (run_id, kafka_partition)
 );
+
+-- Chaos triggers (tools/chaos/triggers.py): `after: sink-commit` LISTENs on chaosbed_sink_commit.
+-- Statement-level on both sinks' tables, with the transaction id as payload: PostgreSQL delivers a
+-- notification at commit and folds identical ones of one transaction, so a batch costs one.
+CREATE OR REPLACE FUNCTION chaosbed_notify_sink_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('chaosbed_sink_commit', txid_current()::text);
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS chaosbed_sink_commit ON sink_batches;
+CREATE TRIGGER chaosbed_sink_commit AFTER INSERT OR UPDATE ON sink_batches
+    FOR EACH STATEMENT EXECUTE FUNCTION chaosbed_notify_sink_commit();
+DROP TRIGGER IF EXISTS chaosbed_sink_commit ON events_append;
+CREATE TRIGGER chaosbed_sink_commit AFTER INSERT ON events_append
+    FOR EACH STATEMENT EXECUTE FUNCTION chaosbed_notify_sink_commit();
