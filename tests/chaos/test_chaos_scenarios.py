@@ -240,9 +240,10 @@ def test_shipped_scenario_shapes() -> None:
     for action in ci.actions:
         window = action.fault.window_ms or 0
         assert window <= 20_000 or action.kind == "stop", action
-    assert {"kafka-1", "kafka-2", "kafka-3", "postgres", "spark", "producer"} == {
-        a.service for a in default.actions
-    }
+    assert {"kafka-1", "kafka-2", "kafka-3", "postgres", "spark", "producer"} | {
+        "kafka-leader-most",
+        "kafka-active-controller",
+    } == {a.service for a in default.actions}
 
 
 def test_unknown_target_is_refused_against_the_engine(bed, tmp_path: Path) -> None:

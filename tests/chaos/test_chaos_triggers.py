@@ -4,6 +4,8 @@ PostgreSQL in tests/components/test_trigger_notify.py."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,15 @@ from typer.testing import CliRunner
 from tools.chaos.cli import app
 from tools.chaos.config import ChaosConfig
 from tools.chaos.scenario import load_scenario
-from tools.chaos.triggers import Trigger, TriggerError, leader_most, node_ids, parse_trigger, quorum_leader
+from tools.chaos.triggers import (
+    BatchStartWatcher,
+    Trigger,
+    TriggerError,
+    leader_most,
+    node_ids,
+    parse_trigger,
+    quorum_leader,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -119,3 +129,16 @@ def test_resolvers_read_leaders_nodes_and_quorum() -> None:
     assert quorum_leader("ClusterId: x\nLeaderId: 103\nLeaderEpoch: 4\n") == 103
     with pytest.raises(TriggerError):
         quorum_leader("LeaderId: -1\n")
+
+
+def test_batch_start_is_a_new_file_in_the_offsets_log(tmp_path: Path) -> None:
+    offsets = tmp_path / "events" / "offsets"
+    offsets.mkdir(parents=True)
+    (offsets / "41").write_text("v1\n")
+    (offsets / ".42.tmp").write_text("")  # Spark's temporary file: not a batch yet
+    watcher = BatchStartWatcher(lambda: tmp_path)
+    watcher.arm()
+    assert watcher.wait(time.monotonic() + 0.2, threading.Event()) is None
+    threading.Timer(0.1, lambda: (offsets / "42").write_text("v1\n")).start()
+    fired = watcher.wait(time.monotonic() + 5, threading.Event())
+    assert fired is not None and fired.detail == "batch 42 (events)"
