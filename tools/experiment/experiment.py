@@ -33,6 +33,8 @@ from tools.producer import parse_config_overrides
 from tools.recovery import RecoveryParams
 from tools.run.layout import JOURNAL_FILE, RUN_JSON, new_run_dir, run_id_of
 from tools.run.meta import DEFAULT_TOPIC, check_sink_table, create_run
+from tools.run.phases import PhaseLog, write_plan
+from tools.validation import wait_until_settled
 
 # Stop signals: each ends the experiment early, after the faults are restored and the producer stopped.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -264,6 +266,18 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
         extra={**spec.meta, "settings": {**spec.meta.get("settings", {}), **settings}},
     )
     typer.echo(f"run: {run_dir}")
+    schedule = ready.scenario.schedule
+    write_plan(
+        run_dir,
+        {
+            "scenario": schedule.name,
+            "seed": schedule.seed,
+            "phase_ms": schedule.phase_ms,
+            "faults": schedule.describe(),
+        },
+    )
+    phases = PhaseLog(run_dir)  # where the experiment is, for `tools chaos watch`
+    phases.enter("start")
     result = ExperimentResult(run_dir, EXIT_FINDING)
     stop = _Stop()
     with stop.installed():
@@ -274,12 +288,15 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
                 result.notes.append(f"no row of the run reached the sink within {FIRST_ROWS_TIMEOUT_S:.0f} s")
                 typer.echo(f"warning: {result.notes[-1]}", err=True)
             typer.echo(f"baseline: {spec.baseline_s:g} s of steady state")
+            phases.enter("baseline", spec.baseline_s)
             stop.event.wait(spec.baseline_s)
             if not stop.event.is_set():
                 typer.echo(f"chaos: scenario {ready.scenario.schedule.name} ({ready.phase_s:g} s)")
+                phases.enter("chaos", ready.phase_s)
                 result.chaos_exit = _run_chaos(spec, run_dir, stop)
             if not stop.event.is_set():
                 typer.echo(f"cooldown: {spec.cooldown_s:g} s")
+                phases.enter("cooldown", spec.cooldown_s)
                 stop.event.wait(spec.cooldown_s)
         finally:
             result.restore_exit = _restore(run_dir)
@@ -287,21 +304,37 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
     if stop.signum is not None:
         result.interrupted_by = stop.signum
         result.exit_code = 128 + stop.signum
+        phases.enter("done", exit_code=result.exit_code)
         return result
+    phases.enter("settle", settle_s=spec.settle_s, timeout_s=spec.settle_timeout_s)
+    _settle(spec, run_id, sink_table)
+    phases.enter("validate")
     result.validate_exit = _command_exit(
         validate,
         run=run_dir,
-        settle=spec.settle_s,
-        settle_timeout=spec.settle_timeout_s,
         # Kafka as this host reaches it, for the log audit (a container producer records its own).
         bootstrap_servers=spec.bootstrap_servers,
     )
     if spec.render_report and result.validate_exit in (0, 1):
+        phases.enter("report")
         result.report_exit = _command_exit(report, run=run_dir, baseline=int(spec.baseline_s))
     failed = result.validate_exit, result.chaos_exit, result.restore_exit, result.report_exit
     result.exit_code = EXIT_FINDING if any(failed) else 0
+    phases.enter("done", exit_code=result.exit_code)
     typer.echo(f"experiment {'passed' if result.exit_code == 0 else 'failed'}: {run_dir}")
     return result
+
+
+def _settle(spec: ExperimentSpec, run_id: str, table: str) -> None:
+    """Wait until the run's row count stops changing (the drain), before validating."""
+    if spec.settle_s <= 0:
+        return
+    with contextlib.closing(connect(spec.postgres_dsn, what="sink")) as conn:
+        if not wait_until_settled(conn, run_id, table, spec.settle_s, spec.settle_timeout_s):
+            typer.echo(
+                f"warning: sink rows still changing after {spec.settle_timeout_s:.0f}s; validating anyway",
+                err=True,
+            )
 
 
 def _run_chaos(spec: ExperimentSpec, run_dir: Path, stop: _Stop) -> int:

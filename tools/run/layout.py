@@ -32,6 +32,8 @@ THROUGHPUT_PNG = "throughput.png"
 LATENCY_PNG = "latency.png"
 RECOVERY_PNG = "recovery_time.png"
 UNSEEN_PNG = "unseen.png"  # acknowledged but not yet in the sink over time, with Spark's lag per partition
+EXPERIMENT_FILE = "experiment.jsonl"  # `tools experiment run`'s phases, one line each as it enters one
+PLAN_FILE = "plan.json"  # the schedule the experiment ran (`tools chaos watch`, the report)
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LABEL_JUNK = re.compile(r"[^A-Za-z0-9._-]+")
