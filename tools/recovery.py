@@ -17,13 +17,15 @@ RecoveryParams.describe()):
 * Recovery time of a fault = R - fault start, where R is the first second >= the fault's start such
   that every second of [R, R + hold) is healthy (hold default 10 s, at least 2c) and the run's data
   covers that window; 0 if the pipeline never left the healthy state.
-* Time after heal = R - fault end (negative: it recovered while the fault was still active).
+* Time after heal = R - fault end (negative: it recovered while the fault was still active; the report
+  says so in words, and "no degradation" when the recovery time is 0).
 * No such R: "did not recover within the run".
 """
 
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
@@ -97,6 +99,7 @@ class FaultRecovery:
 @dataclass(frozen=True)
 class KindSummary:
     kind: str
+    service: str  # the target's service without its instance number: kafka-2 -> kafka
     faults: int
     recovered: int
     min_s: float | None
@@ -255,16 +258,23 @@ def overlaps(recoveries: Sequence[FaultRecovery]) -> dict[str, list[str]]:
     return out
 
 
+def service_of(target: str) -> str:
+    """The service a target belongs to: kafka-2 -> kafka, kafka-controller-1 -> kafka-controller."""
+    return re.sub(r"-\d+$", "", target) or target
+
+
 def summarize_by_kind(recoveries: Sequence[FaultRecovery]) -> list[KindSummary]:
-    kinds: dict[str, list[FaultRecovery]] = {}
+    """Statistics per (kind, service): a broker kill and a Spark kill recover differently."""
+    groups: dict[tuple[str, str], list[FaultRecovery]] = {}
     for r in recoveries:
-        kinds.setdefault(r.fault.kind, []).append(r)
+        groups.setdefault((r.fault.kind, service_of(r.fault.target)), []).append(r)
     out = []
-    for kind, items in sorted(kinds.items()):
+    for (kind, service), items in sorted(groups.items()):
         times = [r.recovery_s for r in items if r.recovery_s is not None]
         out.append(
             KindSummary(
                 kind=kind,
+                service=service,
                 faults=len(items),
                 recovered=len(times),
                 min_s=min(times) if times else None,

@@ -142,10 +142,10 @@ def test_full_report_numbers_come_from_the_data(full_run: Path, fresh_pg_dsn: st
     assert "| Requested rate | 100.0 events/s |" in text
     # Recovery: backlog lands at 75 s, healthy from 76 s; fault 1 started at 60 s, ended at 70 s.
     recovery = section(text, "3. Recovery time measurements")
-    assert "| f1 | kafka-outage | 16.0 s | 6.0 s |" in recovery
-    assert "| f2 | spark-kill | 0.0 s | -1.0 s |" in recovery
+    assert "| f1 | kafka-outage | kafka-1 | 16.0 s | 6.0 s |" in recovery
+    assert "| f2 | spark-kill | spark | 0.0 s | no degradation |" in recovery
     assert "p99 latency 100 ms" in recovery and "threshold 1,100 ms" in recovery
-    assert "| kafka-outage | 1 | 1 | 16.0 s | 16.0 s | 16.0 s |" in recovery
+    assert "| kafka-outage | kafka | 1 | 1 | 16.0 s | 16.0 s | 16.0 s |" in recovery
     # Sink numbers, checked against an independent query
     with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn, conn.cursor() as cur:
         cur.execute(
@@ -175,9 +175,9 @@ def test_full_report_numbers_come_from_the_data(full_run: Path, fresh_pg_dsn: st
         during = cur.fetchone()[0] / 10
     assert f"| f1 | kafka-outage | {during:,.1f}/s |" in chaos
     assert "line 5 skipped" in text  # the torn timeline line is reported, not silently dropped
-    assert "| f0 | spark-pause | 14.0 s | 12.0 s |" in recovery
-    assert "began before f1 ended or recovered: includes its effect |" in recovery
-    assert "| f3 | netem delay | 0.0 s |" in recovery
+    assert "| f0 | spark-pause | spark | 14.0 s | 12.0 s |" in recovery
+    assert "began before f1 ended or recovered (not declared concurrent): includes its effect |" in recovery
+    assert "| f3 | netem delay | kafka-3 | 0.0 s |" in recovery
     assert "outcome `unsupported`: may not have been applied; not in the per-kind statistics |" in recovery
     assert "| netem delay |" not in recovery.split("Per fault kind")[1]
     conclusion = section(text, "6. Conclusion")
@@ -232,3 +232,37 @@ def test_invalid_validation_is_reported_with_problems(full_run: Path, fresh_pg_d
     assert "**Verdict: INVALID**: 2 acknowledged ids missing (lost)" in text
     assert "- missing: 5, 6" in text
     assert "Data integrity: INVALID: 2 acknowledged ids missing (lost)." in section(text, "6. Conclusion")
+
+
+def _window(fid: str, target: str, start_s: float, end_s: float) -> dict[str, object]:
+    return {"fault_id": f"{RUN}/{fid}", "kind": "kill", "target": target, "executor": "docker",
+            "start_ms": ms(start_s), "end_ms": ms(end_s), "outcome": "ok"}  # fmt: skip
+
+
+def test_recovery_per_kind_and_service_in_words(full_run: Path, fresh_pg_dsn: str) -> None:
+    """Three SIGKILLs of three services get three rows; no negative durations; declared overlap named."""
+    records = [
+        _window("01-kafka-2", "kafka-2", 58, 62),  # recovers at 76 s: 14 s after its end
+        _window("02-spark", "spark", 60, 80),  # healthy again at 76 s, while still active
+        _window("03-producer", "producer", 100, 101),  # never left the healthy state
+    ]
+    (full_run / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    plan = {"faults": [
+        {"id": "01-kafka-2", "name": "broker kill", "concurrent_with": None},
+        {"id": "02-spark", "name": "spark kill", "concurrent_with": "broker kill"},
+        {"id": "03-producer", "name": "producer kill", "concurrent_with": None},
+    ]}  # fmt: skip
+    (full_run / "plan.json").write_text(json.dumps(plan))
+    recovery = section(render(full_run, fresh_pg_dsn), "3. Recovery time measurements")
+    per_service = recovery.split("Per fault kind and service")[1]
+    for service, seconds in (("kafka", "18.0 s"), ("spark", "16.0 s"), ("producer", "0.0 s")):
+        assert f"| kill | {service} | 1 | 1 | {seconds} | {seconds} | {seconds} |" in per_service, service
+    assert "| kill | 3 |" not in per_service and "| kill | kafka | 3" not in per_service
+    assert f"| {RUN}/01-kafka-2 | kill | kafka-2 | 18.0 s | 14.0 s |" in recovery
+    assert f"| {RUN}/02-spark | kill | spark | 16.0 s | recovered before the fault ended |" in recovery
+    assert f"| {RUN}/03-producer | kill | producer | 0.0 s | no degradation |" in recovery
+    assert not re.search(r"\| -\d", recovery), recovery  # no negative duration anywhere
+    assert "declared concurrent (meant to overlap): 01-kafka-2 (broker kill) with 02-spark (spark kill)" in (
+        " ".join(recovery.split())
+    )
+    assert f"declared concurrent with {RUN}/01-kafka-2: includes its effect" in recovery

@@ -35,6 +35,7 @@ from tools.recovery import (
 from tools.run.clock import ms_from_iso, now_iso
 from tools.run.layout import LEDGER_FILE, VALIDATION_FILE
 from tools.run.meta import check_sink_table, load_run
+from tools.run.phases import read_plan
 from tools.run.timeline import Fault, read_faults
 
 AFTER_FAULT_S = 60  # how long after a fault's end its producer-side effects are attributed to it
@@ -97,6 +98,9 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     # Spark's consumer lag per partition (latest - end offset, per progress event): (ms, lag) points.
     lag: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    # plan.json: fault (short id, e.g. 09-kafka-3) -> the faults the scenario declared concurrent with it.
+    concurrent: dict[str, set[str]] = field(default_factory=dict)
+    concurrent_groups: list[str] = field(default_factory=list)  # "09-kafka-3 (name) with 10-spark (name)"
 
     @property
     def sink_table(self) -> str:
@@ -262,6 +266,24 @@ def fault_effects(
     return out
 
 
+def declared_concurrency(run_dir: Path) -> tuple[dict[str, set[str]], list[str]]:
+    """Which faults the scenario declared concurrent (`concurrent_with: <name>`), by short fault id."""
+    plan = read_plan(run_dir)
+    rows = [r for r in (plan or {}).get("faults", []) if isinstance(r, dict)]
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_name.setdefault(str(r.get("name")), []).append(r)
+    pairs: dict[str, set[str]] = {}
+    groups = []
+    for r in rows:
+        for other in by_name.get(str(r.get("concurrent_with")), []) if r.get("concurrent_with") else []:
+            a, b = str(r.get("id")), str(other.get("id"))
+            pairs.setdefault(a, set()).add(b)
+            pairs.setdefault(b, set()).add(a)
+            groups.append(f"{b} ({other.get('name')}) with {a} ({r.get('name')})")
+    return pairs, groups
+
+
 def gather(
     run_dir: Path,
     conn: connection | None,
@@ -276,6 +298,7 @@ def gather(
     notes: list[str] = []
     ledger = load_ledger(run_dir) if (run_dir / LEDGER_FILE).exists() else None
     faults, timeline_notes = read_faults(run_dir)
+    concurrent, groups = declared_concurrency(run_dir)
     notes += timeline_notes
     validation = load_validation(run_dir)
     series: list[SecondStats] = []
@@ -340,4 +363,6 @@ def gather(
         end_ms=end_ms,
         notes=notes,
         lag=lag,
+        concurrent=concurrent,
+        concurrent_groups=groups,
     )

@@ -1,6 +1,7 @@
 """PNG plots for the report (matplotlib, Agg): throughput, latency, recovery time per fault.
 
-Time axes are seconds since the run's start; fault windows are shaded, one colour per fault kind.
+Time axes are seconds since the run's start; fault windows are shaded, one colour per fault kind,
+each labelled with its target.
 Each function returns the file name it wrote, or None when there is nothing to plot.
 """
 
@@ -32,6 +33,10 @@ def _shade_faults(ax: Axes, faults: Sequence[Fault], t0_ms: int, end_ms: int) ->
         label = None if w.kind in labelled else f"fault: {w.kind}"
         labelled.add(w.kind)
         ax.axvspan((w.start_ms - t0_ms) / 1000, (end - t0_ms) / 1000, color=colour, alpha=0.18, label=label)
+        # The window's target, written down its left edge: which service each shaded span hit.
+        x = (w.start_ms - t0_ms) / 1000
+        ax.text(x, 0.98, f" {w.target or w.kind}", transform=ax.get_xaxis_transform(), rotation=90,
+                va="top", ha="left", fontsize="x-small", color=colour, alpha=0.9)  # fmt: skip
 
 
 def _dense(points: Sequence[tuple[int, float]], fill: float) -> tuple[list[float], list[float]]:

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 
 from tools.pgconn import redact_dsn
+from tools.recovery import FaultRecovery
 from tools.report import plots
 from tools.report.data import ReportData
 from tools.run.clock import iso_from_ms
@@ -118,14 +119,39 @@ def _faults(data: ReportData) -> list[dict[str, str]]:
     return rows
 
 
+def _short(fault_id: str) -> str:
+    return fault_id.rsplit("/", 1)[-1]
+
+
 def _recovery_note(data: ReportData, fault_id: str, outcome: str, applied: bool) -> str:
     if not applied:
         return f"outcome `{outcome}`: may not have been applied; not in the per-kind statistics"
     earlier = data.overlapping.get(fault_id, [])
     if earlier:
         whose = "its" if len(earlier) == 1 else "their"
-        return f"began before {', '.join(earlier)} ended or recovered: includes {whose} effect"
+        declared = data.concurrent.get(_short(fault_id), set())
+        meant = [e for e in earlier if _short(e) in declared]
+        unmeant = [e for e in earlier if _short(e) not in declared]
+        parts = []
+        if meant:
+            parts.append(f"declared concurrent with {', '.join(meant)}")
+        if unmeant:
+            parts.append(f"began before {', '.join(unmeant)} ended or recovered (not declared concurrent)")
+        return f"{'; '.join(parts)}: includes {whose} effect"
     return ""
+
+
+def _after_heal(r: FaultRecovery) -> str:
+    """Never a negative duration: a fault that degraded nothing, or recovered while active, says so."""
+    if not r.recovered:
+        return "-"
+    if r.recovery_s == 0:
+        return "no degradation"
+    if r.after_heal_s is None:
+        return "no end recorded"
+    if r.after_heal_s <= 0:
+        return "recovered before the fault ended"
+    return fmt_s(r.after_heal_s)
 
 
 def _recoveries(data: ReportData) -> list[dict[str, str]]:
@@ -137,10 +163,9 @@ def _recoveries(data: ReportData) -> list[dict[str, str]]:
             {
                 "id": r.fault.fault_id,
                 "kind": r.fault.kind,
+                "target": r.fault.target or "-",
                 "recovery": fmt_s(r.recovery_s) if r.recovered else "did not recover within the run",
-                "after_heal": fmt_s(r.after_heal_s)
-                if r.after_heal_s is not None
-                else ("no end recorded" if r.recovered else "-"),
+                "after_heal": _after_heal(r),
                 "recovered_at": iso_from_ms(r.recovered_at_ms) if r.recovered_at_ms is not None else "-",
                 "peak_p99": fmt_ms(r.peak_p99_ms),
                 "note": _recovery_note(data, r.fault.fault_id, fault.outcome, fault.applied),
@@ -184,11 +209,11 @@ def _conclusion(data: ReportData) -> list[str]:
         for k in data.kinds:
             if k.recovered:
                 lines.append(
-                    f"`{k.kind}`: {k.recovered} of {k.faults} recovered; recovery time min {fmt_s(k.min_s)}, "
-                    f"median {fmt_s(k.median_s)}, max {fmt_s(k.max_s)}."
+                    f"`{k.kind}` of {k.service}: {k.recovered} of {k.faults} recovered; recovery time min "
+                    f"{fmt_s(k.min_s)}, median {fmt_s(k.median_s)}, max {fmt_s(k.max_s)}."
                 )
             else:
-                lines.append(f"`{k.kind}`: none of {k.faults} recovered within the run.")
+                lines.append(f"`{k.kind}` of {k.service}: none of {k.faults} recovered within the run.")
     if data.run.get("profile", SAFE_PROFILE) != SAFE_PROFILE:
         lines.append(
             f"This run used the known-unsafe profile `{data.run['profile']}`: its results say whether the "
@@ -234,9 +259,11 @@ def build_context(data: ReportData, plot_files: dict[str, str | None]) -> dict[s
             f"{iso_from_ms(data.baseline.window_end_ms)}",
         },
         "recoveries": _recoveries(data),
+        "concurrent": data.concurrent_groups,
         "kinds": [
             {
                 "kind": k.kind,
+                "service": k.service,
                 "faults": fmt_int(k.faults),
                 "recovered": fmt_int(k.recovered),
                 "min": fmt_s(k.min_s) if k.recovered else "-",
