@@ -129,9 +129,14 @@ def classify_layers(
                 SELECT part, off AS lo_off, off + (hi - lo) AS hi_off FROM chk_ranges
                 WHERE cls = {ACKED} AND off >= 0
                 UNION ALL
-                SELECT kafka_partition, min(kafka_offset), max(kafka_offset) FROM kafka_log
-                WHERE run_id = %(run_id)s GROUP BY kafka_partition
-            ) s GROUP BY part""",
+                -- per audited partition, through the index: no scan of the run's records
+                SELECT a.kafka_partition,
+                       (SELECT min(k.kafka_offset) FROM kafka_log k
+                         WHERE k.run_id = a.run_id AND k.kafka_partition = a.kafka_partition),
+                       (SELECT max(k.kafka_offset) FROM kafka_log k
+                         WHERE k.run_id = a.run_id AND k.kafka_partition = a.kafka_partition)
+                FROM kafka_log_audits a WHERE a.run_id = %(run_id)s
+            ) s WHERE lo_off IS NOT NULL GROUP BY part""",
         params,
     )
     _batches(cur, params)
@@ -182,42 +187,77 @@ def _batches(cur: Any, params: dict[str, Any]) -> None:
 
 
 def _kafka(cur: Any, params: dict[str, Any], table: str, found: dict[str, Any]) -> None:
-    # One ordered pass over the run's audited log: each record labelled with the ledger range of its
-    # id (the running max over range starts, as validate_run does for the sink), how many positions
-    # hold the id, and whether it sits where the producer's ack said. Odd records are kept.
+    # One pass over the run's audited log in (partition, offset) order, which its index gives without a
+    # sort: each record labelled with the acknowledged range whose positions contain it (the running max
+    # over range starts, as validate_run does by id for the sink) and whether it holds the id the ack
+    # promised there. Records that do (in ranges the sink holds whole) are only counted per range; the
+    # others are kept one by one.
     cur.execute(
-        "CREATE TEMP TABLE chk_log_odd (id bigint, part int, off bigint, lo bigint, cls smallint,"
-        " copies bigint, at_ack boolean, short boolean) ON COMMIT DROP"
+        f"""CREATE TEMP TABLE chk_pos ON COMMIT DROP AS
+            SELECT DISTINCT ON (part, off) part, off, lo, hi FROM chk_ranges
+            WHERE cls = {ACKED} AND off >= 0 ORDER BY part, off, lo"""
     )
-    cur.execute("CREATE TEMP TABLE chk_log_hits (lo bigint, at_ack bigint) ON COMMIT DROP")
+    cur.execute("CREATE UNIQUE INDEX ON chk_pos (part, off)")
+    cur.execute("ANALYZE chk_pos")
     cur.execute(
-        f"""
+        """
+        CREATE TEMP TABLE chk_log_pass ON COMMIT DROP AS
         WITH labelled AS (
-            SELECT u.id, u.part, u.off, u.is_range,
-                   max(CASE WHEN u.is_range THEN u.id END) OVER (ORDER BY u.id) AS rlo,
-                   count(*) FILTER (WHERE NOT u.is_range) OVER (PARTITION BY u.id) AS copies
+            SELECT u.part, u.off, u.id, u.is_range,
+                   max(CASE WHEN u.is_range THEN u.off END) OVER (PARTITION BY u.part ORDER BY u.off) AS roff
             FROM (
-                SELECT lo AS id, NULL::int AS part, NULL::bigint AS off, true AS is_range FROM chk_ranges
+                SELECT part, off, NULL::bigint AS id, true AS is_range FROM chk_pos
                 UNION ALL
-                SELECT event_id, kafka_partition, kafka_offset, false FROM kafka_log
+                SELECT kafka_partition, kafka_offset, event_id, false FROM kafka_log
                 WHERE run_id = %(run_id)s
             ) u
-        ), classified AS MATERIALIZED (
-            SELECT l.id, l.part, l.off, r.lo, r.cls, l.copies,
-                   coalesce(r.cls = {ACKED} AND r.off >= 0 AND l.part = r.part
-                            AND l.off = r.off + (l.id - r.lo), false) AS at_ack,
+        ), placed AS (
+            SELECT l.part, l.off, l.id, p.lo,
+                   coalesce(l.id = p.lo + (l.off - p.off) AND l.id <= p.hi, false) AS at_ack,
                    (s.lo IS NOT NULL) AS short
             FROM labelled l
-            LEFT JOIN chk_ranges r ON r.lo = l.rlo AND l.id <= r.hi
-            LEFT JOIN chk_short s ON s.lo = r.lo
+            LEFT JOIN chk_pos p ON p.part = l.part AND p.off = l.roff
+            LEFT JOIN chk_short s ON s.lo = p.lo
             WHERE NOT l.is_range
-        ), odd AS (
-            INSERT INTO chk_log_odd
-            SELECT id, part, off, lo, cls, copies, at_ack, short FROM classified
-            WHERE copies > 1 OR cls IS NULL OR short OR (cls = {ACKED} AND NOT at_ack)
+        ), keyed AS (
+            SELECT at_ack AND NOT short AS counted, CASE WHEN at_ack THEN lo END AS lo, at_ack,
+                   CASE WHEN at_ack AND NOT short THEN NULL ELSE part END AS part,
+                   CASE WHEN at_ack AND NOT short THEN NULL ELSE off END AS off,
+                   CASE WHEN at_ack AND NOT short THEN NULL ELSE id END AS id
+            FROM placed
         )
-        INSERT INTO chk_log_hits
-        SELECT lo, count(*) FILTER (WHERE at_ack) FROM classified WHERE lo IS NOT NULL GROUP BY lo""",
+        SELECT counted, lo, at_ack, part, off, id, count(*) AS n FROM keyed
+        GROUP BY counted, lo, at_ack, part, off, id""",
+        params,
+    )
+    cur.execute(
+        """CREATE TEMP TABLE chk_log_hits ON COMMIT DROP AS
+           SELECT lo, sum(n) AS at_ack FROM chk_log_pass WHERE at_ack GROUP BY lo"""
+    )
+    # The kept records, each with its id's own ledger range (by id), and how many positions hold the id.
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE chk_log_odd ON COMMIT DROP AS
+        WITH byid AS (
+            SELECT k.id, k.part, k.off, k.at_ack, r.lo, r.cls, (s.lo IS NOT NULL) AS short,
+                   CASE WHEN r.cls = {ACKED} AND r.off >= 0 THEN r.part END AS apart,
+                   CASE WHEN r.cls = {ACKED} AND r.off >= 0 THEN r.off + (k.id - r.lo) END AS aoff
+            FROM chk_log_pass k
+            LEFT JOIN LATERAL (
+                SELECT lo, hi, cls, part, off FROM chk_ranges WHERE lo <= k.id ORDER BY lo DESC LIMIT 1
+            ) r ON k.id <= r.hi
+            LEFT JOIN chk_short s ON s.lo = r.lo
+            WHERE NOT k.counted
+        )
+        SELECT b.id, b.part, b.off, b.lo, b.cls,
+               count(*) OVER (PARTITION BY b.id)
+               + CASE WHEN b.aoff IS NOT NULL AND NOT bool_or(b.at_ack) OVER (PARTITION BY b.id)
+                       AND EXISTS (SELECT 1 FROM kafka_log k WHERE k.run_id = %(run_id)s
+                                   AND k.kafka_partition = b.apart AND k.kafka_offset = b.aoff
+                                   AND k.event_id = b.id)
+                      THEN 1 ELSE 0 END AS copies,
+               b.at_ack, b.short
+        FROM byid b""",
         params,
     )
     cur.execute("CREATE INDEX ON chk_log_odd (id)")
