@@ -22,8 +22,12 @@ $(VENV)/.installed: pyproject.toml
 up: setup ## provision the pipeline on the local Docker engine
 	$(BIN)/ansible-playbook playbooks/site.yml
 
-chaos: setup ## run the default chaos experiment end to end
-	$(BIN)/ansible-playbook playbooks/chaos.yml
+# The live progress (`tools chaos watch`) runs in the background and waits for the run to appear; the
+# playbook stays in the foreground (Ctrl-C reaches the experiment, which restores) and sets the exit code.
+chaos: setup ## run the default chaos experiment end to end, showing its live progress
+	@$(BIN)/tools chaos watch --wait --pid $$$$ --runs-root $(CURDIR)/runs & watch=$$!; \
+	$(BIN)/ansible-playbook playbooks/chaos.yml $(ARGS); rc=$$?; \
+	kill $$watch 2>/dev/null; wait $$watch 2>/dev/null; exit $$rc
 
 down: ## remove the pipeline (volumes kept; PURGE=1 removes them)
 	$(BIN)/ansible-playbook playbooks/teardown.yml $(if $(PURGE),-e purge=true,)

@@ -18,7 +18,7 @@ from tools.chaos.kinds import (
 from tools.chaos.kinds.params import read_positive_duration, read_services
 from tools.chaos.triggers import Trigger, is_dynamic, parse_trigger
 
-COMMON_KEYS = frozenset({"kind", "name", "target", "targets", "at", "duration", "after"})
+COMMON_KEYS = frozenset({"kind", "name", "target", "targets", "at", "duration", "after", "concurrent_with"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class FaultSpec:
     duration_ms: int | None
     params: dict[str, Any] = field(default_factory=dict)
     trigger: Trigger | None = None  # `after:`: fires on a pipeline event at or after `at`
+    concurrent_with: str | None = None  # the name of a fault it is meant to overlap (the report says so)
 
     @property
     def wait_ms(self) -> int:
@@ -87,7 +88,10 @@ def parse_fault(index: int, raw: object) -> FaultSpec:
     label = raw.get("name", f"{name} {','.join(targets)}")
     if not isinstance(label, str):
         raise FaultError(f"'name' must be a string, got {label!r}")
-    return FaultSpec(index, label, name, tuple(targets), at_ms, duration_ms, params, trigger)
+    concurrent = raw.get("concurrent_with")
+    if concurrent is not None and (not isinstance(concurrent, str) or not concurrent):
+        raise FaultError(f"'concurrent_with' must name another fault of the scenario, got {concurrent!r}")
+    return FaultSpec(index, label, name, tuple(targets), at_ms, duration_ms, params, trigger, concurrent)
 
 
 __all__ = [

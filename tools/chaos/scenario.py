@@ -193,6 +193,14 @@ def load_scenario(
             faults.append(parse_fault(index, raw))
         except FaultError as exc:
             raise ScenarioError(path, str(exc), fault=index) from None
+    names = {f.name for f in faults}
+    for fault in faults:
+        if fault.concurrent_with is not None and fault.concurrent_with not in names - {fault.name}:
+            raise ScenarioError(
+                path,
+                f"'concurrent_with': no other fault is named {fault.concurrent_with!r}",
+                fault=fault.index,
+            )
     phase_ms = duration_ms if duration_ms is not None else _duration(path, doc, "duration", None)
     if seed is None and "seed" in doc:
         seed = _int(path, doc, "seed", 0, lo=0)  # draws the triggers' delays

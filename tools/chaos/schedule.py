@@ -69,6 +69,7 @@ class Schedule:
                     "until": format_offset(action.end_ms(self.phase_ms)),
                     "until_ms": action.end_ms(self.phase_ms),
                     "held_until_end": window is None,
+                    "concurrent_with": action.fault.concurrent_with,
                     "params": action.fault.params,
                 }
             )
