@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class LedgerTail:
         self.last_ms: int | None = None
         self.clean_stop = False  # the last record is a clean stop (C)
         self._acks: deque[tuple[int, int]] = deque()
+        self._history: deque[tuple[int, int]] = deque()  # (ts, acked so far): acked as of a sink query
 
     def poll(self) -> None:
         try:
@@ -78,6 +79,9 @@ class LedgerTail:
             if tag == "A":
                 self.acked += n
                 self._acks.append((ts, n))
+                self._history.append((ts, self.acked))
+                while self._history and self._history[0][0] < ts - 30_000:
+                    self._history.popleft()
             elif tag == "F":
                 self.failed += n
             else:
@@ -87,6 +91,11 @@ class LedgerTail:
         while self._acks and self._acks[0][0] <= at_ms - RATE_WINDOW_MS:
             self._acks.popleft()
         return sum(n for _, n in self._acks) / (RATE_WINDOW_MS / 1000)
+
+    def acked_at(self, at_ms: int) -> int:
+        """Acks recorded up to at_ms, so unseen compares the ledger and the sink at the same moment."""
+        before = [acked for ts, acked in self._history if ts <= at_ms]
+        return before[-1] if before else self.acked
 
     def producing(self, at_ms: int) -> bool:
         return self.last_ms is not None and not self.clean_stop and at_ms - self.last_ms < LIVE_PRODUCER_MS
@@ -179,6 +188,7 @@ class Snapshot:
     at_ms: int
     phase: str
     phase_left_s: float | None
+    phase_elapsed_s: float | None  # shown for phases without a planned length (settle, validate, report)
     left_s: float | None  # until the producer stops (baseline + chaos + cooldown still to go)
     current: list[str]
     next_fault: str | None
@@ -189,12 +199,8 @@ class Snapshot:
     sink: SinkStats | None
     sink_error: str | None
     ended: str | None  # why the run is over; None while it runs
+    unseen: int | None = None  # acked (as of the sink's query) minus the run's rows in the sink
     verdict: str | None = None  # from validation.json once written
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def unseen(self) -> int | None:
-        return None if self.sink is None else max(0, self.acked - self.sink.rows)
 
 
 def _alive(pid: int) -> bool:
@@ -326,12 +332,13 @@ class RunWatch:
         phases = read_phases(self.run_dir)
         plan = read_plan(self.run_dir)
         current, upcoming = self._faults(phases, plan, at)
+        phase_left = elapsed = None
         if phases:
             phase = phases[-1].name
             phase_left = phases[-1].left_s(at)
+            elapsed = (at - phases[-1].start_ms) / 1000
         else:
             phase = "producing" if self.ledger.producing(at) else "-"
-            phase_left = None
         ended = self.ended(phases)
         verdict = None
         if (self.run_dir / VALIDATION_FILE).exists():
@@ -347,6 +354,7 @@ class RunWatch:
             at_ms=at,
             phase=phase,
             phase_left_s=phase_left,
+            phase_elapsed_s=elapsed,
             left_s=self._left(phases, plan, at),
             current=current,
             next_fault=upcoming,
@@ -357,6 +365,7 @@ class RunWatch:
             sink=sink,
             sink_error=error,
             ended=ended,
+            unseen=None if sink is None else max(0, self.ledger.acked_at(sink.at_ms) - sink.rows),
             verdict=verdict,
         )
 
@@ -405,8 +414,16 @@ def newest_in_progress(root: Path, since_ms: int | None = None) -> Path | None:
 # ----------------------------------------------------------------------------------------------- display
 
 
+def _phase(s: Snapshot) -> str:
+    if s.phase_left_s is not None:
+        return f"{s.phase} ({_fmt_s(s.phase_left_s)} left)"
+    if s.phase_elapsed_s is not None and s.phase != "done":
+        return f"{s.phase} (for {_fmt_s(s.phase_elapsed_s)})"
+    return s.phase
+
+
 def plain_line(s: Snapshot) -> str:
-    parts = [s.phase + (f" ({_fmt_s(s.phase_left_s)} left)" if s.phase_left_s is not None else "")]
+    parts = [_phase(s)]
     if s.left_s is not None:
         parts.append(f"producer stops in {_fmt_s(s.left_s)}")
     if s.current:
@@ -420,7 +437,7 @@ def plain_line(s: Snapshot) -> str:
     if s.sink is not None:
         lag = f"p99 lag {s.sink.p99_ms:,.0f} ms" if s.sink.p99_ms is not None else "no commit in 5 s"
         parts.append(f"commits/s {s.sink.commits_per_s:,.0f} ({lag}; in sink {s.sink.rows:,})")
-        parts.append(f"unseen {s.unseen:,}")
+        parts.append(f"unseen {s.unseen or 0:,}")
     if s.sink_error:
         parts.append(s.sink_error)
     if s.verdict:
@@ -436,7 +453,7 @@ def rich_view(s: Snapshot) -> Any:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    phase = s.phase + (f"  {_fmt_s(s.phase_left_s)} left" if s.phase_left_s is not None else "")
+    phase = _phase(s)
     if s.left_s is not None:
         phase += f"  (producer stops in {_fmt_s(s.left_s)})"
     grid.add_row("phase", phase)
@@ -455,7 +472,7 @@ def rich_view(s: Snapshot) -> Any:
             else ""
         )
         grid.add_row("sink", f"{s.sink.commits_per_s:,.0f} commits/s  {lag}{age}  rows {s.sink.rows:,}")
-        grid.add_row("verdict so far", f"unseen {s.unseen:,} (acked {s.acked:,} - in sink {s.sink.rows:,})")
+        grid.add_row("verdict so far", f"unseen {s.unseen or 0:,} (acked - in sink, as of the last query)")
     else:
         grid.add_row("sink", "not queried yet")
     if s.sink_error:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from fixtures.cli import run_tools
 
 from tools.chaos.config import ChaosConfig
 
@@ -92,3 +93,21 @@ def test_nothing_is_left_stopped_paused_or_filtered(
         all=True, filters={"label": "io.chaosbed.sidecar=true"}, ignore_removed=True
     )
     assert sidecars == []
+
+
+def test_the_run_records_its_phases_and_plan_for_the_watch(ci_experiment: tuple[int, str, Path]) -> None:
+    code, stdout, run = ci_experiment
+    assert code == 0, stdout[-4000:]
+    phases = [json.loads(line) for line in (run / "experiment.jsonl").read_text().splitlines()]
+    names = [p["phase"] for p in phases]
+    assert names == ["start", "baseline", "chaos", "cooldown", "settle", "validate", "report", "done"]
+    assert [p["ts_ms"] for p in phases] == sorted(p["ts_ms"] for p in phases)
+    assert phases[-1]["exit_code"] == 0
+    plan = json.loads((run / "plan.json").read_text())
+    timeline = {json.loads(line)["fault_id"] for line in (run / "timeline.jsonl").read_text().splitlines()}
+    assert {f"{run.name}/{row['id']}" for row in plan["faults"]} == timeline
+    # The watch of a finished run prints its state once and says why it ended.
+    watch = run_tools("chaos", "watch", run)
+    assert watch.returncode == 0, watch.stderr
+    assert watch.stdout.splitlines()[-1] == f"run {run.name}: experiment done (exit 0)"
+    assert "verdict VALID" in watch.stdout
