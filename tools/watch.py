@@ -221,11 +221,10 @@ def _fmt_s(seconds: float) -> str:
 class RunWatch:
     """Everything the display needs about one run, refreshed by snapshot()."""
 
-    def __init__(self, run_dir: Path, started_ms: int | None = None) -> None:
+    def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.info = load_run(run_dir)
         self.run_id = str(self.info["run_id"])
-        self.started_ms = now_ms() if started_ms is None else started_ms
         self.ledger = LedgerTail(run_dir / LEDGER_FILE)
         self.sink = SinkPoller(self.info.get("postgres_dsn"), self.run_id, self.info["sink_table"])
 
@@ -317,8 +316,13 @@ class RunWatch:
         if (self.run_dir / VALIDATION_FILE).exists():
             return "validated"
         journal = read_jsonl(self.run_dir / JOURNAL_FILE)
-        chaos_running = any(r.get("type") == "run-start" for r in journal) and not any(
-            r.get("type") == "run-end" for r in journal
+        # A `tools chaos run` of its own: running while its runner is (a SIGKILLed one writes no run-end).
+        starts = [r for r in journal if r.get("type") == "run-start"]
+        chaos_running = (
+            bool(starts)
+            and not any(r.get("type") == "run-end" for r in journal)
+            and isinstance(starts[-1].get("pid"), int)
+            and _alive(starts[-1]["pid"])
         )
         if chaos_running or self.ledger.producing(now_ms()):
             return None
