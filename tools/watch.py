@@ -298,9 +298,15 @@ class RunWatch:
                     continue
                 when = ""
                 if isinstance(t0, int | float) and isinstance(row.get("at_ms"), int):
-                    when = f" in {_fmt_s((t0 + row['at_ms'] - at_ms) / 1000)}"
-                trigger = f", {row['trigger']}" if row.get("trigger") else ""
-                upcoming = f"{row.get('id')} {row.get('name')} on {row.get('target')}{when}{trigger}"
+                    due_s = (t0 + row["at_ms"] - at_ms) / 1000
+                    when = f" in {_fmt_s(due_s)}" if due_s > 0 or not row.get("trigger") else " now"
+                if row.get("trigger"):
+                    when += (
+                        f", waiting for its trigger ({row['trigger']})"
+                        if when == " now"
+                        else f", {row['trigger']}"
+                    )
+                upcoming = f"{row.get('id')} {row.get('name')} on {row.get('target')}{when}"
                 break
         return current, upcoming
 
