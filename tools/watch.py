@@ -23,7 +23,7 @@ from psycopg2 import sql
 
 from tools.errors import ToolError
 from tools.pgconn import connect
-from tools.run.clock import now_ms
+from tools.run.clock import ms_from_iso, now_ms
 from tools.run.jsonl import read_jsonl
 from tools.run.layout import (
     JOURNAL_FILE,
@@ -397,21 +397,25 @@ def in_progress(run_dir: Path) -> bool:
     return watch.ended(read_phases(run_dir)) is None
 
 
+def _started_ms(run_dir: Path) -> int | None:
+    """When the run began: run.json's started_at (written when the run is created)."""
+    try:
+        started = load_run(run_dir).get("started_at")
+        return ms_from_iso(started) if isinstance(started, str) else None
+    except (ToolError, ValueError):
+        return None
+
+
 def newest_in_progress(root: Path, since_ms: int | None = None) -> Path | None:
-    """The most recently started run under the root that is still in progress (created after since_ms)."""
+    """The most recently started run under the root that is still in progress (started after since_ms)."""
     if not root.is_dir():
         return None
     candidates = []
     for child in root.iterdir():
-        meta = child / RUN_JSON
-        try:
-            mtime = meta.stat().st_mtime
-        except OSError:
+        started = _started_ms(child) if (child / RUN_JSON).is_file() else None
+        if started is None or (since_ms is not None and started < since_ms - 1000):
             continue
-        created = child.stat().st_ctime
-        if since_ms is not None and created * 1000 < since_ms - 1000:
-            continue
-        candidates.append((mtime, child))
+        candidates.append((started, child))
     for _, child in sorted(candidates, reverse=True):
         try:
             if in_progress(child):

@@ -88,20 +88,23 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_watch_says_postgres_is_unreachable_and_keeps_going(
+def test_watch_waits_for_a_new_run_and_says_postgres_is_unreachable(
     tmp_path: Path, kafka_broker: KafkaBroker, kafka_topic: str
 ) -> None:
     dsn = f"host=127.0.0.1 port={_closed_port()} dbname=x user=x connect_timeout=1"
+    # --wait: the watch starts first (as `make chaos` starts it next to the playbook) and takes the run
+    # that begins after it.
+    watch = popen_tools("chaos", "watch", "--wait", "--runs-root", tmp_path, "--interval", "1")
+    time.sleep(1)
     producer = _produce(tmp_path, "w2", kafka_broker, kafka_topic, dsn, seconds=5)
     try:
-        _wait_for(tmp_path / "w2" / "ledger.log")
-        res = run_tools("chaos", "watch", tmp_path / "w2", "--interval", "1", timeout=60)
+        out, err = watch.communicate(timeout=60)
     finally:
         producer.wait(timeout=30)
-    assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
-    assert any("PostgreSQL unreachable" in line for line in lines), res.stdout
-    assert max(_numbers(lines, "acks/s")) > 0, res.stdout
+    assert watch.returncode == 0, err
+    lines = out.splitlines()
+    assert any("PostgreSQL unreachable" in line for line in lines), out
+    assert max(_numbers(lines, "acks/s")) > 0, out
     assert lines[-1] == "run w2: the producer stopped"
 
 
