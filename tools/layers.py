@@ -187,40 +187,28 @@ def _batches(cur: Any, params: dict[str, Any]) -> None:
 
 
 def _kafka(cur: Any, params: dict[str, Any], table: str, found: dict[str, Any]) -> None:
-    # One pass over the run's audited log in (partition, offset) order, which its index gives without a
-    # sort: each record labelled with the acknowledged range whose positions contain it (the running max
-    # over range starts, as validate_run does by id for the sink) and whether it holds the id the ack
-    # promised there. Records that do (in ranges the sink holds whole) are only counted per range; the
-    # others are kept one by one.
+    # One pass over the run's audited log, no sort: a record sits where its ack said exactly when an
+    # acknowledged range of its partition has the same id - offset and contains its id (a hash join).
+    # Records that do (in ranges the sink holds whole) are only counted per range; the others are kept
+    # one by one.
     cur.execute(
-        f"""CREATE TEMP TABLE chk_pos ON COMMIT DROP AS
-            SELECT DISTINCT ON (part, off) part, off, lo, hi FROM chk_ranges
-            WHERE cls = {ACKED} AND off >= 0 ORDER BY part, off, lo"""
+        f"""CREATE TEMP TABLE chk_acked ON COMMIT DROP AS
+            SELECT lo, hi, part, off, lo - off AS delta FROM chk_ranges WHERE cls = {ACKED} AND off >= 0"""
     )
-    cur.execute("CREATE UNIQUE INDEX ON chk_pos (part, off)")
-    cur.execute("ANALYZE chk_pos")
+    cur.execute("ANALYZE chk_acked")
     cur.execute(
         """
         CREATE TEMP TABLE chk_log_pass ON COMMIT DROP AS
-        WITH labelled AS (
-            SELECT u.part, u.off, u.id, u.is_range,
-                   max(CASE WHEN u.is_range THEN u.off END) OVER (PARTITION BY u.part ORDER BY u.off) AS roff
-            FROM (
-                SELECT part, off, NULL::bigint AS id, true AS is_range FROM chk_pos
-                UNION ALL
-                SELECT kafka_partition, kafka_offset, event_id, false FROM kafka_log
-                WHERE run_id = %(run_id)s
-            ) u
-        ), placed AS (
-            SELECT l.part, l.off, l.id, p.lo,
-                   coalesce(l.id = p.lo + (l.off - p.off) AND l.id <= p.hi, false) AS at_ack,
-                   (s.lo IS NOT NULL) AS short
-            FROM labelled l
-            LEFT JOIN chk_pos p ON p.part = l.part AND p.off = l.roff
-            LEFT JOIN chk_short s ON s.lo = p.lo
-            WHERE NOT l.is_range
+        WITH placed AS (
+            SELECT k.kafka_partition AS part, k.kafka_offset AS off, k.event_id AS id, a.lo,
+                   (a.lo IS NOT NULL) AS at_ack, (s.lo IS NOT NULL) AS short
+            FROM kafka_log k
+            LEFT JOIN chk_acked a ON a.part = k.kafka_partition AND a.delta = k.event_id - k.kafka_offset
+                                 AND k.event_id BETWEEN a.lo AND a.hi
+            LEFT JOIN chk_short s ON s.lo = a.lo
+            WHERE k.run_id = %(run_id)s
         ), keyed AS (
-            SELECT at_ack AND NOT short AS counted, CASE WHEN at_ack THEN lo END AS lo, at_ack,
+            SELECT at_ack AND NOT short AS counted, lo, at_ack,
                    CASE WHEN at_ack AND NOT short THEN NULL ELSE part END AS part,
                    CASE WHEN at_ack AND NOT short THEN NULL ELSE off END AS off,
                    CASE WHEN at_ack AND NOT short THEN NULL ELSE id END AS id
