@@ -38,6 +38,9 @@ CONSUMER_CONFIG = {
     "isolation.level": "read_uncommitted",
     "fetch.max.bytes": 52_428_800,
     "max.partition.fetch.bytes": 10_485_760,
+    # Prefetch deep: with librdkafka's 100,000 the fetcher idled while Python emptied the queue
+    # (benchmarks/README.md, the audit rate).
+    "queued.min.messages": 1_000_000,
     "queued.max.messages.kbytes": 262_144,
     "fetch.wait.max.ms": 50,
 }
