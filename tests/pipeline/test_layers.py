@@ -26,8 +26,9 @@ from .conftest import ROOT, Pipeline
 from .test_profiles import TOOLS, provision, tools, wait_for_progress_after_restart
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def restore_safe_profile():  # type: ignore[no-untyped-def]
+    """The safe profile back once after this module's tests (each provisions its own profile first)."""
     yield
     provision()
 
