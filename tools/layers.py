@@ -146,7 +146,7 @@ def classify_layers(
         notes.append("Kafka layer not measured: the log was not audited (see `kafka_audit`).")
         cur.execute(
             "CREATE TEMP TABLE chk_log_odd (id bigint, part int, off bigint, lo bigint, cls smallint,"
-            " copies bigint, at_ack boolean, short boolean) ON COMMIT DROP"
+            " copies bigint, at_ack boolean, short boolean, acked_at text) ON COMMIT DROP"
         )
         cur.execute("CREATE TEMP TABLE chk_kafka_absent (id bigint) ON COMMIT DROP")
     _spark(cur, params, table, found, audited, notes)
@@ -244,7 +244,7 @@ def _kafka(cur: Any, params: dict[str, Any], table: str, found: dict[str, Any]) 
                                    AND k.kafka_partition = b.apart AND k.kafka_offset = b.aoff
                                    AND k.event_id = b.id)
                       THEN 1 ELSE 0 END AS copies,
-               b.at_ack, b.short
+               b.at_ack, b.short, b.apart || ':' || b.aoff AS acked_at
         FROM byid b""",
         params,
     )
@@ -291,9 +291,9 @@ def _kafka(cur: Any, params: dict[str, Any], table: str, found: dict[str, Any]) 
     )
     found["log-duplicate"] = _class(
         cur,
-        "FROM (SELECT id, array_agg(part || ':' || off ORDER BY part, off) AS positions"
-        " FROM chk_log_odd WHERE copies > 1 GROUP BY id) d",
-        "id, positions",
+        "FROM (SELECT id, array_agg(part || ':' || off ORDER BY part, off) AS positions,"
+        " min(acked_at) AS acked_at FROM chk_log_odd WHERE copies > 1 GROUP BY id) d",
+        "id, positions, acked_at",
     )
 
 
@@ -401,12 +401,15 @@ def _sink(
     cur: Any, params: dict[str, Any], table: str, counts: dict[str, int], found: dict[str, Any]
 ) -> None:
     """The set checker's sink classes, with each witness's row(s): where it came from and which batch."""
+    # One witness per id: where it came from, every batch that wrote it, its deliveries and times.
     rows = (
-        "SELECT t.event_id AS id, t.kafka_partition AS partition, t.kafka_offset AS offset,"
-        " t.query_id || '/' || t.batch_id AS batch, t.deliveries, t.committed_at AS time,"
-        " coalesce(m.replays, 0) AS batch_replays"
+        "SELECT t.event_id AS id, min(t.kafka_partition) AS partition, min(t.kafka_offset) AS offset,"
+        " min(t.query_id || '/' || t.batch_id) AS batch,"
+        " array_agg(DISTINCT t.query_id || '/' || t.batch_id) AS batches, sum(t.deliveries) AS deliveries,"
+        " min(t.committed_at) AS time, max(t.committed_at) AS last_time,"
+        " max(coalesce(m.replays, 0)) AS batch_replays"
         f" FROM {table} t LEFT JOIN sink_batches m ON m.query_id = t.query_id AND m.batch_id = t.batch_id"
-        " WHERE t.run_id = %(run_id)s AND t.event_id = ANY(%(ids)s) ORDER BY t.event_id, t.committed_at"
+        " WHERE t.run_id = %(run_id)s AND t.event_id = ANY(%(ids)s) GROUP BY t.event_id ORDER BY t.event_id"
     )
     for name, key in (("duplicate", "duplicate"), ("extra", "extra"), ("failed-present", "failed_present")):
         ids = counts.get(f"sample_{key}", [])
