@@ -153,13 +153,17 @@ def _print_plan(loaded: Scenario) -> None:
         f"at most {loaded.max_brokers_down} broker(s) down at once"
         + (" (quorum loss allowed)" if loaded.allow_quorum_loss else "")
     )
+    cells = []
     for row in schedule.describe():
         until = "end of phase" if row["held_until_end"] else row["until"]
-        params = json.dumps(row["params"], separators=(",", ":"))
-        when = f"{row['at']} -> {until:<13}"
+        when = f"{row['at']} -> {until}"
         if row["trigger"]:  # fires on a pipeline event, watched from `at` on
             when = f"{row['trigger']} (from {row['at']}, by {until})"
-        typer.echo(f"  {when} {row['id']:<14} {row['kind']:<19} {row['target']:<10} {params}")
+        params = json.dumps(row["params"], separators=(",", ":"))
+        cells.append((when, row["id"], row["kind"], row["target"], params))
+    widths = [max((len(c[i]) for c in cells), default=0) for i in range(4)]
+    for *columns, params in cells:
+        typer.echo("  " + " ".join(f"{c:<{w}}" for c, w in zip(columns, widths, strict=True)) + f" {params}")
 
 
 @app.command("validate-scenario")
