@@ -42,7 +42,7 @@ bench: ## measure ceilings, max sustained rate, latency, recovery (benchmarks/re
 
 test: ## lint, then every test against the real components, then the molecule scenarios
 	$(MAKE) lint
-	$(BIN)/pytest -p no:cacheprovider tests
+	$(BIN)/pytest -p no:cacheprovider --durations=20 tests
 	$(MAKE) molecule MOLECULE_SCENARIOS="$(MOLECULE_TEST_SCENARIOS)"
 
 # Molecule scenarios (molecule/<name>): `systemd` installs the pipeline on five systemd "VMs" (the VM
