@@ -89,11 +89,16 @@ def test_recovery_is_measured_on_a_real_run(
     assert gap and float(gap.group(1)) >= PAUSE_S - 1.0, text
 
     threshold = re.search(r"recovery threshold ([\d,]+) ms; commit cadence ([\d.]+) s", text)
-    row = re.search(r"^\| pause-1 \| pause \| ([\d.]+) s \| (-?[\d.]+) s \|", text, re.M)
+    row = re.search(
+        r"^\| pause-1 \| pause \| kafka \| ([\d.]+) s \| ([\d.]+ s|recovered before the fault ended) \|",
+        text,
+        re.M,
+    )
     assert threshold and row, text
     assert float(threshold.group(1).replace(",", "")) < PAUSE_S * 1000, "baseline too slow for this test"
-    recovery, after_heal = float(row.group(1)), float(row.group(2))
+    recovery, after_heal = float(row.group(1)), row.group(2)
     cadence = float(threshold.group(2))
     assert recovery >= PAUSE_S - cadence - 1.0, text
-    assert after_heal >= -cadence - 1.0, text
+    if after_heal.endswith(" s"):  # otherwise the report says it recovered before the fault ended, in words
+        assert float(after_heal[:-2]) >= 0, text
     assert recovery < (end_ms - start_ms) / 1000 + 12, text
