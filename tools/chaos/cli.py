@@ -32,7 +32,7 @@ app = typer.Typer(
 from tools.chaos import targets  # noqa: E402
 from tools.chaos.config import RULE_COMMENT_PREFIX, ChaosConfig  # noqa: E402
 from tools.chaos.dryrun import dry_run  # noqa: E402
-from tools.chaos.durations import DurationError, format_duration, format_offset, parse_duration  # noqa: E402
+from tools.chaos.durations import format_duration, format_offset  # noqa: E402
 from tools.chaos.executors import build_executor  # noqa: E402
 from tools.chaos.journal import Journal  # noqa: E402
 from tools.chaos.kinds import NETWORK_KINDS  # noqa: E402
@@ -41,7 +41,7 @@ from tools.chaos.pumba import PumbaMappingError, pumba_argv  # noqa: E402
 from tools.chaos.pumba.executor import PUMBA_ENV, find_pumba  # noqa: E402
 from tools.chaos.restore import RestoreReport, RunLock, restore_all, restore_dir  # noqa: E402
 from tools.chaos.runner import Runner  # noqa: E402
-from tools.chaos.scenario import Scenario, load_scenario, resolve_path  # noqa: E402
+from tools.chaos.scenario import Scenario, load_named  # noqa: E402
 from tools.chaos.systemd.executor import check_units, check_vm_schedule, sweep_host  # noqa: E402
 from tools.chaos.triggers import TriggerContext, context_settings, read_run_json  # noqa: E402
 from tools.chaos.vm_hosts import VmHost, load_hosts  # noqa: E402
@@ -70,18 +70,6 @@ HostsOpt = Annotated[
         "writes it from the inventory).",
     ),
 ]
-
-
-def _load(scenario: str, seed: int | None, duration: str | None, cfg: ChaosConfig) -> Scenario:
-    duration_ms = None
-    if duration is not None:
-        try:
-            duration_ms = parse_duration(duration)
-        except DurationError as exc:
-            raise ToolError(f"--duration: {exc}", EXIT_BAD_INPUT) from None
-        if duration_ms <= 0:
-            raise ToolError("--duration must be positive", EXIT_BAD_INPUT)
-    return load_scenario(resolve_path(scenario), cfg, seed=seed, duration_ms=duration_ms)
 
 
 def _faults(loaded: Scenario) -> list[Any]:
@@ -178,7 +166,7 @@ def validate_scenario(
 ) -> None:
     """Validate a scenario file (and, unless --offline, its targets against the engine)."""
     cfg = ChaosConfig.from_env()
-    loaded = _load(str(file), seed, duration, cfg)
+    loaded = load_named(str(file), cfg, seed, duration)
     hosts = _hosts(hosts_file)
     if offline:
         check_vm_schedule(_faults(loaded), hosts, loaded.path)
@@ -202,7 +190,7 @@ def plan(
 ) -> None:
     """Validate and print the schedule with offsets from the chaos phase start; touches nothing."""
     cfg = ChaosConfig.from_env()
-    loaded = _load(scenario, seed, duration, cfg)
+    loaded = load_named(scenario, cfg, seed, duration)
     hosts = _hosts(hosts_file)
     if offline:
         check_vm_schedule(_faults(loaded), hosts, loaded.path)
@@ -341,7 +329,7 @@ def run(
     cfg = ChaosConfig.from_env()
     if runs_root is not None:
         cfg = replace(cfg, runs_root=runs_root)
-    loaded = _load(scenario, seed, duration, cfg)
+    loaded = load_named(scenario, cfg, seed, duration)
     hosts = _hosts(hosts_file)
     bin_path = _pumba_bin(executor, pumba_bin)
     if bin_path:

@@ -221,3 +221,18 @@ def load_scenario(
 
 
 __all__ = ["KINDS", "Scenario", "ScenarioError", "load_scenario", "resolve_path"]
+
+
+def load_named(
+    scenario: str, cfg: ChaosConfig, seed: int | None = None, duration: str | None = None
+) -> Scenario:
+    """A scenario as the CLI names it (a name under scenarios/ or a path), with --duration as text."""
+    duration_ms = None
+    if duration is not None:
+        try:
+            duration_ms = parse_duration(duration)
+        except DurationError as exc:
+            raise ToolError(f"--duration: {exc}", EXIT_BAD_INPUT) from None
+        if duration_ms <= 0:
+            raise ToolError("--duration must be positive", EXIT_BAD_INPUT)
+    return load_scenario(resolve_path(scenario), cfg, seed=seed, duration_ms=duration_ms)

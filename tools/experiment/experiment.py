@@ -23,8 +23,7 @@ from typing import Any
 import typer
 
 from tools.chaos.config import ChaosConfig
-from tools.chaos.durations import DurationError, parse_duration
-from tools.chaos.scenario import Scenario, load_scenario, resolve_path
+from tools.chaos.scenario import Scenario, load_named
 from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError
 from tools.experiment.cluster import topic_durability
 from tools.experiment.producer import ContainerProducer, ContainerSettings, LocalProducer, Producer
@@ -100,19 +99,7 @@ def _tools(*args: str) -> list[str]:
 
 def scenario_length_s(scenario: str, seed: int | None = None, duration: str | None = None) -> float:
     """The chaos phase's length in seconds, from the scenario loader."""
-    return _load(scenario, seed, duration).schedule.phase_ms / 1000
-
-
-def _load(scenario: str, seed: int | None, duration: str | None) -> Scenario:
-    duration_ms = None
-    if duration:
-        try:
-            duration_ms = parse_duration(duration)
-        except DurationError as exc:
-            raise ToolError(f"--duration: {exc}", EXIT_BAD_INPUT) from None
-        if duration_ms <= 0:
-            raise ToolError("--duration must be positive", EXIT_BAD_INPUT)
-    return load_scenario(resolve_path(scenario), ChaosConfig.from_env(), seed=seed, duration_ms=duration_ms)
+    return load_named(scenario, ChaosConfig.from_env(), seed, duration).schedule.phase_ms / 1000
 
 
 def _chaos_args(spec: ExperimentSpec, run_dir: Path) -> list[str]:
@@ -151,7 +138,7 @@ def prepare(spec: ExperimentSpec) -> Prepared:
     parse_config_overrides(spec.kafka_config)
     if spec.sink_table:
         check_sink_table(spec.sink_table)
-    scenario = _load(spec.scenario, spec.seed, spec.duration)
+    scenario = load_named(spec.scenario, ChaosConfig.from_env(), spec.seed, spec.duration)
     run_dir = new_run_dir(spec.run_dir, spec.run_id, spec.runs_root, scenario.schedule.name)
     if (run_dir / RUN_JSON).exists() or (run_dir / JOURNAL_FILE).exists():
         raise ToolError(f"run {run_dir} already exists: give a new --run-id or --run-dir", EXIT_BAD_INPUT)
