@@ -11,6 +11,7 @@ import pytest
 from docker.errors import ImageNotFound
 
 from tools.chaos.config import ChaosConfig
+from tools.run.layout import JOURNAL_FILE
 
 pytestmark = pytest.mark.docker
 
@@ -106,13 +107,19 @@ def test_stress_runs_in_the_target_cgroup_throttles_its_cpu_and_charges_its_memo
     assert bed.state("t")["Running"]
 
 
-def test_sigkill_of_the_injector_leaves_the_sidecar_and_restore_removes_it(bed) -> None:
+def _stress_run_whose_injector_was_killed(bed, name: str) -> Path:  # type: ignore[no-untyped-def]
+    """A 60 s CPU stress of t whose injector was SIGKILLed once the sidecar is up: what restore must clean."""
     bed.service("t")
     path = bed.scenario("- {kind: stress, target: t, at: 0s, duration: 60s, stressors: '--cpu 1'}\n")
-    run_dir = bed.runs_dir / "crash"
+    run_dir = bed.runs_dir / name
     proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir))
     bed.wait_applied(run_dir, 1, proc)
     bed.kill_hard(proc)
+    return run_dir
+
+
+def test_sigkill_of_the_injector_leaves_the_sidecar_and_restore_removes_it(bed) -> None:
+    run_dir = _stress_run_whose_injector_was_killed(bed, "crash")
     [sidecar] = stress_sidecars(bed)
     assert bed.wait_for("stress-ng running", lambda: stress_pids(bed, sidecar), 10)
 
@@ -127,13 +134,8 @@ def test_sigkill_of_the_injector_leaves_the_sidecar_and_restore_removes_it(bed) 
 
 
 def test_restore_all_sweeps_a_stress_sidecar_whose_journal_is_lost(bed) -> None:
-    bed.service("t")
-    path = bed.scenario("- {kind: stress, target: t, at: 0s, duration: 60s, stressors: '--cpu 1'}\n")
-    run_dir = bed.runs_dir / "lost"
-    proc = bed.spawn("run", "--scenario", str(path), "--run-dir", str(run_dir))
-    bed.wait_applied(run_dir, 1, proc)
-    bed.kill_hard(proc)
-    (run_dir / "chaos-journal.jsonl").unlink()
+    run_dir = _stress_run_whose_injector_was_killed(bed, "lost")
+    (run_dir / JOURNAL_FILE).unlink()
     assert stress_sidecars(bed)
     result = bed.cli("restore", "--all")
     assert result.returncode == 0, result.stderr
