@@ -34,6 +34,7 @@ RECOVERY_PNG = "recovery_time.png"
 UNSEEN_PNG = "unseen.png"  # acknowledged but not yet in the sink over time, with Spark's lag per partition
 EXPERIMENT_FILE = "experiment.jsonl"  # `tools experiment run`'s phases, one line each as it enters one
 PLAN_FILE = "plan.json"  # the schedule the experiment ran (`tools chaos watch`, the report)
+METRICS_DIR = "metrics"  # Prometheus range-query results of the run's window, so the report re-renders offline
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LABEL_JUNK = re.compile(r"[^A-Za-z0-9._-]+")
