@@ -910,13 +910,10 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="do not merge into today's earlier results")
     args = ap.parse_args()
 
-    # A profile someone else left on the shared pipeline does not pass by waiting: say what to run.
+    # What waiting cannot fix (a profile someone else left, a pipeline that is down): say what to run.
     why = spark_profile_problem()
-    if why is not None and ("unsafe profile" in why or "no chaosbed-spark" in why):
-        print(
-            f"error: {why}: provision the safe pipeline first (ansible-playbook playbooks/site.yml)",
-            file=sys.stderr,
-        )
+    if why is not None and ("unsafe profile" in why or "chaosbed-spark" in why):
+        print(f"error: {why}: provision the safe pipeline first (make up)", file=sys.stderr)
         raise SystemExit(2)
 
     day = datetime.now().strftime("%Y-%m-%d")

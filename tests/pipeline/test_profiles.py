@@ -145,3 +145,11 @@ def test_chaos_alone_catches_the_unsafe_sink(pipeline: Pipeline, restore_safe_pr
     triggered = [f for f in faults if (f.get("trigger") or {}).get("event") == "sink-commit"]
     assert triggered and all(f["outcome"] == "ok" for f in triggered), triggered
     assert all(f["trigger"]["fire_ms"] >= f["trigger"]["event_ms"] for f in triggered)
+    # `make bench` on the pipeline left on this profile stops at once with one line (no waiting loop).
+    bench = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--skip-kafka", "--skip-postgres"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert bench.returncode == 2, bench.stderr
+    assert bench.stderr.count("\n") == 1 and "unsafe profile" in bench.stderr, bench.stderr
+    assert "make up" in bench.stderr
