@@ -94,8 +94,9 @@ def crash_and_replay(pipeline: Pipeline, runs: Path, profile: str, sink_table: s
     return result
 
 
-@pytest.fixture
-def restore_safe_profile():
+@pytest.fixture(scope="module")
+def restore_safe_profile():  # type: ignore[no-untyped-def]
+    """The safe profile back once, after the module: each test provisions the profile it needs first."""
     yield
     provision()
 
