@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from fixtures.metrics import write_signal
 from fixtures.sink import Row, execute, insert_rows
 
 from tools.ledger import load_ledger
@@ -180,7 +181,7 @@ def test_full_report_numbers_come_from_the_data(full_run: Path, fresh_pg_dsn: st
     assert "| f3 | netem delay | kafka-3 | 0.0 s |" in recovery
     assert "outcome `unsupported`: may not have been applied; not in the per-kind statistics |" in recovery
     assert "| netem delay |" not in recovery.split("Per fault kind")[1]
-    conclusion = section(text, "6. Conclusion")
+    conclusion = section(text, "7. Conclusion")
     assert "Recovery: 3 of 3 applied faults recovered within the run." in conclusion
     assert "1 fault(s) with another outcome (possibly not applied) are not counted." in conclusion
     assert "1 began before an earlier fault had recovered" in conclusion
@@ -213,7 +214,7 @@ def test_unsafe_profile_is_labelled(full_run: Path, fresh_pg_dsn: str) -> None:
     text = render(full_run, fresh_pg_dsn)
     head = text.split("## Overview")[0]
     assert "KNOWN-UNSAFE CONFIGURATION: profile `unsafe-sink`" in head
-    assert "known-unsafe profile `unsafe-sink`" in section(text, "6. Conclusion")
+    assert "known-unsafe profile `unsafe-sink`" in section(text, "7. Conclusion")
 
 
 def test_offline_report_marks_sink_sections(full_run: Path) -> None:
@@ -231,7 +232,7 @@ def test_invalid_validation_is_reported_with_problems(full_run: Path, fresh_pg_d
     text = render(full_run, fresh_pg_dsn)
     assert "**Verdict: INVALID**: 2 acknowledged ids missing (lost)" in text
     assert "- missing: 5, 6" in text
-    assert "Data integrity: INVALID: 2 acknowledged ids missing (lost)." in section(text, "6. Conclusion")
+    assert "Data integrity: INVALID: 2 acknowledged ids missing (lost)." in section(text, "7. Conclusion")
 
 
 def _window(fid: str, target: str, start_s: float, end_s: float) -> dict[str, object]:
@@ -266,3 +267,30 @@ def test_recovery_per_kind_and_service_in_words(full_run: Path, fresh_pg_dsn: st
         " ".join(recovery.split())
     )
     assert f"declared concurrent with {RUN}/01-kafka-2: includes its effect" in recovery
+
+
+def test_component_signals_per_fault(full_run: Path, fresh_pg_dsn: str) -> None:
+    """Saved metrics give each fault its component lines and a plot; without metrics/ one line says so."""
+    assert "this run saved no Prometheus metrics (no `metrics/` directory)" in render(full_run, fresh_pg_dsn)
+    steps = range(0, SECONDS + 1, 2)
+    urp = [(T0 + s, 2 if 62 <= s < 78 else 0) for s in steps]  # f1 (60..70 s) leaves 2 partitions short
+    write_signal(full_run, "kafka_under_replicated_partitions", "kafka", "count",
+                 [({"service": "kafka-1"}, urp)], "under-replicated partitions")  # fmt: skip
+    write_signal(
+        full_run, "pg_connections", "postgres", "count", [({}, [(T0 + s, 4) for s in steps])], "connections"
+    )
+    text = render(full_run, fresh_pg_dsn)
+    chaos = section(text, "2. Chaos scenarios")
+    kafka = chaos.split("#### Kafka brokers and controllers")[1].split("#### ")[0]
+    assert "- **f1** `kafka-outage` of kafka-1 at +60.0 s for 10.0 s:" in kafka
+    assert (
+        "Kafka brokers and controllers: under-replicated partitions rose from 0 to 2 (2.0 s after the "
+        "start); back 18.0 s after the start (8.0 s after the fault ended)."
+    ) in kafka
+    assert "PostgreSQL: no signal left its level (unchanged: connections)." in kafka
+    assert "](signals-f1.png)" in kafka
+    assert (full_run / "signals-f1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    findings = section(text, "6. Findings")
+    assert "`kafka-outage` of kafka-1 (f1):" in findings
+    assert "first to react: under-replicated partitions, 2.0 s after the start" in findings
+    assert "no `metrics/` directory" not in text

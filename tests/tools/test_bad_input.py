@@ -87,6 +87,13 @@ def test_report_offline_needs_no_database(tmp_path: Path) -> None:
     assert "not measured in this run" in (run_dir / "RESILIENCE_REPORT.md").read_text()
 
 
+def test_report_bad_format_touches_nothing(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path)
+    res = invoke("report", run_dir, "--offline", "--format", "pdf")
+    assert_one_line_error(res.stderr, res.exit_code, "invalid --format 'pdf': use md or html")
+    assert not (run_dir / "RESILIENCE_REPORT.md").exists() and not list(run_dir.glob("*.png"))
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -15,13 +15,14 @@ from tools.commands.options import (
     RunsRootOption,
     SinkTableOption,
 )
-from tools.errors import ToolError, one_line_errors
+from tools.errors import EXIT_BAD_INPUT, ToolError, one_line_errors
 from tools.pgconn import connect
 from tools.recovery import RecoveryParams
 from tools.run.layout import find_run
 from tools.run.meta import load_run
 
 DEFAULTS = RecoveryParams()
+FORMATS = ("md", "html")
 
 
 @one_line_errors
@@ -41,8 +42,18 @@ def report(
     baseline: Annotated[
         int, typer.Option(min=1, help="Recovery: seconds before the first fault used as the baseline.")
     ] = DEFAULTS.baseline_s,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="md: RESILIENCE_REPORT.md and its PNG plots; html: also RESILIENCE_REPORT.html, one "
+            "self-contained page with the plots inline.",
+        ),
+    ] = "md",
 ) -> None:
-    """Render the run's resilience report (Markdown + PNG plots) from its own data only."""
+    """Render the run's resilience report (Markdown + PNG plots, optionally HTML) from its own data only."""
+    if format_ not in FORMATS:
+        raise ToolError(f"invalid --format {format_!r}: use {' or '.join(FORMATS)}", EXIT_BAD_INPUT)
     # Imported here: matplotlib costs more than a second, which every other command would pay.
     from tools.report.data import gather
     from tools.report.render import write_report
@@ -60,3 +71,7 @@ def report(
             conn.close()
     out = write_report(data)
     typer.echo(str(out))
+    if format_ == "html":
+        from tools.report.html import write_html
+
+        typer.echo(str(write_html(out)))

@@ -32,6 +32,7 @@ from tools.recovery import (
     recover_faults,
     summarize_by_kind,
 )
+from tools.report.signals import Metrics, load_metrics
 from tools.run.clock import ms_from_iso, now_iso
 from tools.run.layout import LEDGER_FILE, VALIDATION_FILE
 from tools.run.meta import check_sink_table, load_run
@@ -101,6 +102,7 @@ class ReportData:
     # plan.json: fault (short id, e.g. 09-kafka-3) -> the faults the scenario declared concurrent with it.
     concurrent: dict[str, set[str]] = field(default_factory=dict)
     concurrent_groups: list[str] = field(default_factory=list)  # "09-kafka-3 (name) with 10-spark (name)"
+    metrics: Metrics | None = None  # the run's saved Prometheus range queries; None: the run saved none
 
     @property
     def sink_table(self) -> str:
@@ -245,7 +247,7 @@ def fault_effects(
         w = f.window
         end = w.end_ms if w.end_ms is not None else data_end_ms
         rows_per_s = None
-        if end > w.start_ms:
+        if series and end > w.start_ms:  # no series: the sink was not queried (--offline)
             lo, hi = (
                 bisect_left(secs, math.ceil(w.start_ms / 1000)),
                 bisect_left(secs, math.floor(end / 1000)),
@@ -301,6 +303,9 @@ def gather(
     concurrent, groups = declared_concurrency(run_dir)
     notes += timeline_notes
     validation = load_validation(run_dir)
+    metrics = load_metrics(run_dir)
+    if metrics is not None:
+        notes += metrics.notes
     series: list[SecondStats] = []
     latency = None
     if conn is not None:
@@ -365,4 +370,5 @@ def gather(
         lag=lag,
         concurrent=concurrent,
         concurrent_groups=groups,
+        metrics=metrics,
     )

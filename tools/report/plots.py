@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from tools.recovery import FaultRecovery, SecondStats
-from tools.run.layout import LATENCY_PNG, RECOVERY_PNG, THROUGHPUT_PNG, UNSEEN_PNG
+from tools.report.signals import Signal
+from tools.run.layout import LATENCY_PNG, RECOVERY_PNG, SIGNALS_PNG, THROUGHPUT_PNG, UNSEEN_PNG
 from tools.run.timeline import Fault
 
 
@@ -184,3 +185,54 @@ def plot_unseen(
             0.5, 0.5, "lag not measured (no spark_progress rows)", ha="center", transform=bottom.transAxes
         )
     return _save(fig, out_dir / UNSEEN_PNG)
+
+
+SIGNAL_PANELS = 8  # at most this many signals per fault's figure (the fault's own component first)
+SERIES_PER_PANEL = 8  # more series than this (e.g. many partitions) are drawn as their sum
+
+
+def plot_fault_signals(
+    out_dir: Path,
+    fault: Fault,
+    signals: Sequence[Signal],
+    faults: Sequence[Fault],
+    before_s: int,
+    after_s: int,
+    end_ms: int,
+) -> str | None:
+    """The component signals from before_s before the fault to after_s after its end, every fault window
+    in that span shaded and labelled with its target; x is seconds since this fault's start."""
+    w = fault.window
+    a, b = w.start_ms - before_s * 1000, (w.end_ms if w.end_ms is not None else end_ms) + after_s * 1000
+    panels = [s for s in signals if any(x.between(a, b) for x in s.series)][:SIGNAL_PANELS]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(11, 1.3 + 1.5 * len(panels)), sharex=True, squeeze=False
+    )
+    for ax, sig in zip(axes[:, 0], panels, strict=True):
+        rows = [(sig.series_name(x), x.between(a, b)) for x in sig.series]
+        if len(rows) > SERIES_PER_PANEL:
+            rows = [(f"sum of {len(rows)} series", [(t, v) for t, v in sig.total() if a <= t <= b])]
+        for name, points in rows:
+            if points:
+                ax.step([(t - w.start_ms) / 1000 for t, _ in points], [v for _, v in points], lw=1,
+                        where="post", label=name)  # fmt: skip
+        _shade_faults(ax, [f for f in faults if _overlaps(f, a, b, end_ms)], w.start_ms, end_ms)
+        ax.set_xlim((a - w.start_ms) / 1000, (b - w.start_ms) / 1000)
+        ax.set_ylabel(sig.unit or "value", fontsize="small")
+        ax.set_title(f"{sig.component}: {sig.label}", fontsize="small", loc="left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small")
+    axes[-1, 0].set_xlabel(
+        f"seconds since {w.fault_id.rsplit('/', 1)[-1]} began ({w.kind} of {w.target or '-'})"
+    )
+    return _save(fig, out_dir / SIGNALS_PNG.format(fault=_file_part(w.fault_id)))
+
+
+def _overlaps(f: Fault, a_ms: int, b_ms: int, end_ms: int) -> bool:
+    end = f.window.end_ms if f.window.end_ms is not None else end_ms
+    return f.window.start_ms <= b_ms and end >= a_ms
+
+
+def _file_part(fault_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in fault_id.rsplit("/", 1)[-1])

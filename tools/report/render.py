@@ -14,30 +14,15 @@ import jinja2
 
 from tools.pgconn import redact_dsn
 from tools.recovery import FaultRecovery
-from tools.report import plots
+from tools.report import findings, plots, sections
 from tools.report.data import ReportData
+from tools.report.findings import AFTER_S, COMPONENT_TITLES, PRE_S, component_of
+from tools.report.fmt import NOT_MEASURED, fmt_int, fmt_ms, fmt_rate, fmt_s
 from tools.run.clock import iso_from_ms
-from tools.run.layout import REPORT_FILE
+from tools.run.layout import METRICS_DIR, REPORT_FILE
 
 TEMPLATE = "report.md.j2"
-NOT_MEASURED = "not measured in this run"
 SAFE_PROFILE = "safe"
-
-
-def fmt_int(value: int | None) -> str:
-    return NOT_MEASURED if value is None else f"{value:,}"
-
-
-def fmt_s(value: float | None) -> str:
-    return NOT_MEASURED if value is None else f"{value:.1f} s"
-
-
-def fmt_ms(value: float | None) -> str:
-    return NOT_MEASURED if value is None else f"{value:,.0f} ms"
-
-
-def fmt_rate(value: float | None) -> str:
-    return NOT_MEASURED if value is None else f"{value:,.1f}/s"
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
@@ -222,7 +207,9 @@ def _conclusion(data: ReportData) -> list[str]:
     return lines
 
 
-def build_context(data: ReportData, plot_files: dict[str, str | None]) -> dict[str, Any]:
+def build_context(
+    data: ReportData, plot_files: dict[str, str | None], signal_plots: dict[str, str | None] | None = None
+) -> dict[str, Any]:
     run = data.run
     lat = data.latency
     committed_span = (lat.last_commit_ms - lat.first_commit_ms) / 1000 if lat else 0
@@ -313,6 +300,13 @@ def build_context(data: ReportData, plot_files: dict[str, str | None]) -> dict[s
             "audit": v.get("kafka_audit") or {},
         },
         "plots": plot_files,
+        "metrics": None
+        if data.metrics is None
+        else {"signals": fmt_int(len(data.metrics.signals)), "dir": METRICS_DIR},
+        "components": sections.components(data, signal_plots or {}),
+        "checkpoint": sections.checkpoint(data),
+        "idempotent_sink": sections.idempotent_sink(data),
+        "findings": findings.report_findings(data),
         "conclusion": _conclusion(data),
         "notes": data.notes,
     }
@@ -390,7 +384,19 @@ def write_report(data: ReportData) -> Path:
             out, data.series, data.ack_series, data.lag, data.faults, data.start_ms, data.end_ms
         ),
     }
-    text = environment().get_template(TEMPLATE).render(**build_context(data, plot_files))
+    signal_plots: dict[str, str | None] = {}
+    if data.metrics is not None:
+        order = {c: i for i, c in enumerate(COMPONENT_TITLES)}
+        for f in data.faults:
+            own = component_of(f.window.target)
+            signals = sorted(
+                (s for s in data.metrics.signals.values() if s.component != "chaos"),
+                key=lambda s, own=own: (s.component != own, order.get(s.component, len(order)), s.name),
+            )
+            signal_plots[f.window.fault_id] = plots.plot_fault_signals(
+                out, f, signals, data.faults, PRE_S, AFTER_S, data.end_ms
+            )
+    text = environment().get_template(TEMPLATE).render(**build_context(data, plot_files, signal_plots))
     path = out / REPORT_FILE
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text)

@@ -28,13 +28,17 @@ JOURNAL_FILE = "chaos-journal.jsonl"  # chaos's crash-safe intent log, what `cha
 LOCK_FILE = "chaos.lock"  # held by the chaos run in progress
 VALIDATION_FILE = "validation.json"  # `tools validate`'s result
 REPORT_FILE = "RESILIENCE_REPORT.md"
+REPORT_HTML = "RESILIENCE_REPORT.html"  # `tools report --format html`: the report as one self-contained page
 THROUGHPUT_PNG = "throughput.png"
 LATENCY_PNG = "latency.png"
 RECOVERY_PNG = "recovery_time.png"
+SIGNALS_PNG = "signals-{fault}.png"  # the component signals around one fault (its short id)
 UNSEEN_PNG = "unseen.png"  # acknowledged but not yet in the sink over time, with Spark's lag per partition
 EXPERIMENT_FILE = "experiment.jsonl"  # `tools experiment run`'s phases, one line each as it enters one
 PLAN_FILE = "plan.json"  # the schedule the experiment ran (`tools chaos watch`, the report)
-METRICS_DIR = "metrics"  # Prometheus range-query results of the run's window, so the report re-renders offline
+METRICS_DIR = (
+    "metrics"  # Prometheus range-query results of the run's window, so the report re-renders offline
+)
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LABEL_JUNK = re.compile(r"[^A-Za-z0-9._-]+")

@@ -1,0 +1,194 @@
+"""What each component did around a fault, and the report's findings, derived from the run's data only.
+
+A signal "reacted" to a fault when, from the fault's start to AFTER_S after its end, its value (summed over
+its series) left the band around its level in the PRE_S before the start: the band is the larger of three
+median absolute deviations and a quarter of that level, so a noisy rate does not count as a reaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from statistics import median
+from typing import TYPE_CHECKING
+
+from tools.recovery import service_of
+from tools.report.signals import Metrics, Signal
+
+if TYPE_CHECKING:
+    from tools.report.data import ReportData
+
+PRE_S = 30  # the signal's level before a fault: its median over this many seconds before the start
+AFTER_S = 60  # a reaction is looked for until this many seconds after the fault's end
+
+# The components of the report, in the seed's order, and the services (target without number) of each.
+COMPONENT_TITLES = {
+    "kafka": "Kafka brokers and controllers",
+    "spark": "Spark",
+    "postgres": "PostgreSQL",
+    "producer": "Producer",
+    "other": "Other targets",
+}
+
+
+def component_of(target: str) -> str:
+    service = service_of(target or "")
+    for name in ("kafka", "spark", "postgres", "producer"):
+        if service.startswith(name):
+            return name
+    return "other"
+
+
+@dataclass(frozen=True)
+class Reaction:
+    signal: Signal
+    level: float  # before the fault
+    extreme: float  # the value furthest from that level
+    departed_ms: int  # first point outside the band
+    extreme_ms: int
+    back_ms: int | None  # first point back inside the band after the extreme; None: not within the window
+
+    def describe(self, start_ms: int, end_ms: int) -> str:
+        went = "rose" if self.extreme > self.level else "fell"
+        text = (
+            f"{self.signal.label} {went} from {fmt_value(self.level, self.signal.unit)} to "
+            f"{fmt_value(self.extreme, self.signal.unit)} ({_after(self.departed_ms, start_ms)} the start"
+        )
+        if self.extreme_ms != self.departed_ms:
+            text += f", furthest {_after(self.extreme_ms, start_ms)}"
+        text += ")"
+        if self.back_ms is None:
+            return text + f"; not back within {AFTER_S} s of the fault's end"
+        back = f"; back {_after(self.back_ms, start_ms)} the start"
+        if self.back_ms > end_ms:
+            back += f" ({(self.back_ms - end_ms) / 1000:.1f} s after the fault ended)"
+        return text + back
+
+
+def _after(ms: int, start_ms: int) -> str:
+    return f"{(ms - start_ms) / 1000:.1f} s after"
+
+
+UNIT_SUFFIX = {"count": "", "ratio": "", "per_second": "/s", "seconds": " s", "bytes": " B"}
+
+
+def fmt_value(value: float, unit: str) -> str:
+    text = f"{value:,.0f}" if value == round(value) and abs(value) < 1e12 else f"{value:.3g}"
+    return text + UNIT_SUFFIX.get(unit, f" {unit}" if unit else "")
+
+
+def react(signal: Signal, start_ms: int, end_ms: int) -> Reaction | None:
+    """The signal's departure from its pre-fault level, or None (no data before the fault, or no change)."""
+    total = signal.total()
+    before = [v for t, v in total if start_ms - PRE_S * 1000 <= t <= start_ms]
+    during = [(t, v) for t, v in total if start_ms < t <= end_ms + AFTER_S * 1000]
+    if not before or not during:
+        return None
+    level = median(before)
+    band = max(3 * median(abs(v - level) for v in before), 0.25 * abs(level), 1e-9)
+    outside = [(t, v) for t, v in during if abs(v - level) > band]
+    if not outside:
+        return None
+    departed = outside[0][0]
+    extreme_ms, extreme = max(outside, key=lambda p: abs(p[1] - level))
+    back = next((t for t, v in during if t > extreme_ms and abs(v - level) <= band), None)
+    return Reaction(signal, level, extreme, departed, extreme_ms, back)
+
+
+@dataclass(frozen=True)
+class ComponentLine:
+    component: str
+    text: str
+
+
+def what_components_did(metrics: Metrics, start_ms: int, end_ms: int) -> list[ComponentLine]:
+    """One line per component with its reacting signals; the unchanged ones named at the end."""
+    lines = []
+    for component in ("kafka", "spark", "postgres", "producer"):
+        moved, still = [], []
+        for sig in metrics.of(component):
+            r = react(sig, start_ms, end_ms)
+            (moved if r else still).append(r.describe(start_ms, end_ms) if r else sig.label)
+        if not moved and not still:
+            continue
+        text = "; ".join(moved) if moved else "no signal left its level"
+        if still:
+            text += f" (unchanged: {', '.join(still)})"
+        lines.append(ComponentLine(component, text + "."))
+    return lines
+
+
+def _fault_name(kind: str, target: str, fault_id: str) -> str:
+    return f"`{kind}` of {target or 'no target'} ({fault_id.rsplit('/', 1)[-1]})"
+
+
+def usual_ack_gap_s(data: ReportData) -> float | None:
+    """The longest time between two producer acknowledgements in the PRE_S before the first fault: what
+    a gap has to exceed to be called a stall."""
+    if data.ledger is None or not data.faults:
+        return None
+    first = min(f.window.start_ms for f in data.faults)
+    times = sorted(a.ts_ms for a in data.ledger.acks if first - PRE_S * 1000 <= a.ts_ms <= first)
+    if len(times) < 2:
+        return None
+    return max(b - a for a, b in pairwise(times)) / 1000
+
+
+def report_findings(data: ReportData) -> list[str]:
+    """Statements the run's numbers support, strongest first: acknowledgement stalls, recoveries, the
+    first component reaction per fault, then what the checker found."""
+    lines = []
+    recoveries = {r.fault.fault_id: r for r in data.recoveries}
+    applied = [f for f in data.faults if f.applied]
+    usual = usual_ack_gap_s(data)
+    if usual is not None:
+        lines.append(f"Before the first fault, producer acknowledgements were at most {usual:.1f} s apart.")
+    stalls = sorted(
+        (
+            (data.effects[f.window.fault_id].longest_ack_gap_s, f)
+            for f in applied
+            if f.window.fault_id in data.effects
+        ),
+        key=lambda p: -(p[0] or 0),
+    )
+    for gap, f in stalls:
+        w = f.window
+        parts = []
+        if gap is not None and usual is not None:
+            stalled = gap > 2 * usual  # twice the usual gap: a stall, not the producer's rhythm
+            parts.append(f"stalled producer acknowledgements {gap:.1f} s" if stalled else
+                         f"acknowledgements kept coming (longest gap {gap:.1f} s)")  # fmt: skip
+        r = recoveries.get(w.fault_id)
+        if r is not None:
+            if not r.recovered:
+                parts.append("the pipeline did not recover within the run")
+            elif r.recovery_s == 0:
+                parts.append("end-to-end latency never left the healthy band")
+            else:
+                parts.append(f"the pipeline was healthy again {r.recovery_s:.1f} s after the start")
+        if data.metrics is not None and w.end_ms is not None:
+            first = [x for x in (react(s, w.start_ms, w.end_ms) for s in data.metrics.signals.values()
+                                 if s.component != "chaos") if x]  # fmt: skip
+            if first:
+                x = min(first, key=lambda x: x.departed_ms)
+                parts.append(
+                    f"first to react: {x.signal.label}, {_after(x.departed_ms, w.start_ms)} the start"
+                )
+        if parts:
+            lines.append(f"{_fault_name(w.kind, w.target, w.fault_id)}: {'; '.join(parts)}.")
+    slow = [k for k in data.kinds if k.recovered]
+    if slow:
+        k = max(slow, key=lambda k: k.max_s or 0)
+        lines.append(f"Slowest recovery: `{k.kind}` of {k.service}, up to {k.max_s:.1f} s "
+                     f"(median {k.median_s:.1f} s over {k.recovered} fault(s)).")  # fmt: skip
+    v = data.validation or {}
+    classes = (v.get("layers") or {}).get("classes") or {}
+    errors = [
+        f"{n} {c['count']:,} ({c['layer']})" for n, c in classes.items() if c["count"] and not c["allowed"]
+    ]
+    if errors:
+        lines.append(f"The checker found: {', '.join(errors)}.")
+    elif v:
+        lines.append("The checker found no anomaly at any layer." if classes else
+                     "The set checker found no missing, extra or duplicate id.")  # fmt: skip
+    return lines
