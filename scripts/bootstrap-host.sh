@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the control host needs before Python and Ansible can take over:
-# a venv-capable python3, Java and Maven (Kafka/Spark jars are resolved here),
-# PostgreSQL server binaries (tests start throwaway servers), mmdebstrap, and the OpenSSH client
-# (chaos on the VM target, and its tests, reach systemd hosts over SSH).
+# a venv-capable python3, Java and Maven (Kafka/Spark jars are resolved here), Go (Toxiproxy is built
+# from source), PostgreSQL server binaries (tests start throwaway servers), mmdebstrap, and the OpenSSH
+# client (chaos on the VM target, and its tests, reach systemd hosts over SSH).
 set -euo pipefail
 need=()
 command -v mvn >/dev/null || need+=(maven)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v go >/dev/null || need+=(golang-go)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v iptables >/dev/null || need+=(iptables)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)

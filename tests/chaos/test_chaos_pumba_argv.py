@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tools.chaos import kinds
 from tools.chaos.config import ChaosConfig
 from tools.chaos.faults import parse_fault
 from tools.chaos.pumba import PumbaMappingError, pumba_argv
@@ -181,8 +182,18 @@ def test_stress_maps_to_one_stressors_argument(raw: dict[str, Any], stressors: s
     assert argv(raw) == [*STRESS.split(), f"--stressors={stressors}"]
 
 
+PROXY_KINDS = [k for k in kinds.KINDS if k.startswith("proxy ")]
+
+
+@pytest.mark.parametrize("kind", PROXY_KINDS)
+def test_proxy_kinds_are_refused(kind: str) -> None:
+    # Pumba has no proxy faults: refused before anything runs (the CLI turns it into exit 2).
+    with pytest.raises(PumbaMappingError, match="Pumba has no proxy faults"):
+        argv({"kind": kind, "duration": "5s"})
+
+
 def test_every_kind_is_mapped() -> None:
     from tools.chaos.faults import KINDS
 
-    mapped = {c[0]["kind"] for c in CASES} | {"iptables partition", "stress"}
+    mapped = {c[0]["kind"] for c in CASES} | {"iptables partition", "stress"} | set(PROXY_KINDS)
     assert mapped == set(KINDS)

@@ -242,8 +242,10 @@ def test_every_kind_has_a_unit_in_every_executor() -> None:
 
 def test_kind_definitions_carry_what_the_schedule_needs() -> None:
     assert kinds.LIFECYCLE_KINDS == ("kill", "stop", "pause", "restart", "rm")
-    assert {"kill", "stop", "pause", "restart", "rm", "iptables partition"} == kinds.DISRUPTIVE_KINDS
-    assert tuple(k for k in kinds.KINDS if k != "rm") == kinds.RANDOM_KINDS  # rm is never random
+    # proxy timeout, reset_peer, limit_data stop a path: disruptive, and never drawn at random.
+    stops = {"proxy timeout", "proxy reset_peer", "proxy limit_data"}
+    assert {"kill", "stop", "pause", "restart", "rm", "iptables partition"} | stops == kinds.DISRUPTIVE_KINDS
+    assert tuple(k for k in kinds.KINDS if k != "rm" and k not in stops) == kinds.RANDOM_KINDS
     assert [why for _, why in kinds.CONFLICT_GROUPS] == [
         "two lifecycle faults on one container at once",
         "two netem faults on one container at once",

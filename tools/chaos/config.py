@@ -23,6 +23,8 @@ class ChaosConfig:
     nettools_image: str = "chaosbed/nettools:3"
     # stress-ng for the stress kind's sidecar, built the same way (tests/unit/test_stress_image.py).
     stress_image: str = "chaosbed/stress-ng:3"
+    # The Toxiproxy API of the proxy kinds (the toxiproxy role publishes it on loopback).
+    toxiproxy_url: str = "http://127.0.0.1:8474"
     runs_root: Path = DEFAULT_RUNS_ROOT
     # Services whose names start with this are Kafka brokers (the quorum rule counts them).
     broker_prefix: str = "kafka"
@@ -59,6 +61,7 @@ class ChaosConfig:
             label_namespace=env.get("CHAOSBED_LABEL_NAMESPACE", default.label_namespace),
             nettools_image=env.get("CHAOSBED_NETTOOLS_IMAGE", default.nettools_image),
             stress_image=env.get("CHAOSBED_STRESS_IMAGE", default.stress_image),
+            toxiproxy_url=env.get("CHAOSBED_TOXIPROXY_URL", default.toxiproxy_url),
             runs_root=runs_root(None, env),
             broker_prefix=env.get("CHAOSBED_BROKER_PREFIX", default.broker_prefix),
         )

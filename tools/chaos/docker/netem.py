@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from tools.chaos import netem
+from tools.chaos.docker import proxy
 from tools.chaos.docker.engine import Engine, network_checks, sidecar_line, skip_if_stopped
 from tools.chaos.outcome import FaultFailed, Unsupported
 from tools.chaos.plan import Step
@@ -66,16 +67,25 @@ def add_qdiscs(
             raise
 
 
+def via_proxy(action: Action) -> bool:
+    """`via: proxy`: the proxy unit applies it as a toxic (its undo op is the proxy unit's)."""
+    return action.fault.params.get("via") == "proxy"
+
+
 class NetemUnit:
     kinds = ("netem delay", "netem loss", "netem rate", "netem duplicate", "netem corrupt")
     undo_ops = ("tc",)
 
     def checks(self, engine: Engine, action: Action, target: Target, fault_id: str) -> list[Step]:
+        if via_proxy(action):
+            return proxy.UNIT.checks(engine, action, target, fault_id)
         needs_prio = netem.has_filters(action.fault.params)
         probe = Step((PROBE_LINE,), lambda calls, stop: check_netem(engine, needs_prio, fault_id))
         return [network_checks(engine, target.container_id, target.name), probe]
 
     def undo_spec(self, engine: Engine, action: Action, target: Target, fault_id: str) -> dict[str, Any]:
+        if via_proxy(action):
+            return proxy.UNIT.undo_spec(engine, action, target, fault_id)
         params = action.fault.params
         return {"op": "tc", "container_id": target.container_id, "dev": params["interface"]} | {
             "cmds": netem.undo_cmds(params)
@@ -84,6 +94,8 @@ class NetemUnit:
     def apply(
         self, engine: Engine, action: Action, target: Target, fault_id: str, spec: dict[str, Any]
     ) -> list[Step]:
+        if via_proxy(action):
+            return proxy.UNIT.apply(engine, action, target, fault_id, spec)
         cid, dev = target.container_id, spec["dev"]
         cmds = netem.apply_cmds(action.kind, action.fault.params)
         shows = (sidecar_line(cid), *[" ".join(c) for c in cmds])

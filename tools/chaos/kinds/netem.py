@@ -23,22 +23,49 @@ from tools.chaos.kinds.params import (
     require_duration,
     two_decimals,
 )
+from tools.chaos.netem import has_filters
 
 # One root qdisc per interface: Pumba's second `tc qdisc add` fails with "File exists".
 CONFLICT = "two netem faults on one container at once"
 _RATE = re.compile(r"\d+[gmk]?bit")
 _DISTRIBUTIONS = ("", "uniform", "normal", "pareto", "paretonormal")
-_PARENT = ("interface", "destination", "egress_port", "ingress_port")
+_PARENT = ("interface", "destination", "egress_port", "ingress_port", "via")
+# `via: proxy`: the same effect on the target's TCP paths through Toxiproxy (tools/chaos/docker/proxy.py),
+# for kernels without sch_netem; only delay and rate have a toxic that does the same.
+VIA = ("netem", "proxy")
+PROXY_EQUIVALENT = ("netem delay", "netem rate")
+_BITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
 
 
 def _common(raw: Mapping[str, Any], duration_ms: int | None) -> dict[str, Any]:
-    return {
+    params = {
         "duration": require_duration(duration_ms),
         "interface": read_interface(raw),
         "destination": read_cidrs(raw, "destination"),
         "egress_port": read_ports(raw, "egress_port"),
         "ingress_port": read_ports(raw, "ingress_port"),
     }
+    via = read_choice(raw, "via", "netem", VIA)
+    if via == "proxy":
+        if raw.get("kind") not in PROXY_EQUIVALENT:
+            raise FaultError(
+                f"'via: proxy': {raw.get('kind')} has no Toxiproxy equivalent (only netem delay, rate)"
+            )
+        if has_filters(params) or "interface" in raw:
+            raise FaultError(
+                "'via: proxy' acts on the target's proxied paths: drop interface and the filters"
+            )
+        params["via"] = via
+    return params
+
+
+def proxy_rate(rate: str) -> int:
+    """A netem rate as Toxiproxy's bandwidth (KB/s of 1000 bytes), refused when it is not a whole one."""
+    number, unit = int(rate[: -len("bit")].rstrip("gmk")), rate[: -len("bit")].lstrip("0123456789")
+    bits = number * _BITS[unit]
+    if bits % 8000:
+        raise FaultError(f"'via: proxy': rate {rate} is not a whole number of KB/s (Toxiproxy's unit)")
+    return bits // 8000
 
 
 def _delay(raw: Mapping[str, Any], duration_ms: int | None) -> dict[str, Any]:
@@ -78,6 +105,8 @@ def _rate(raw: Mapping[str, Any], duration_ms: int | None) -> dict[str, Any]:
         cellsize=read_int(raw, "cellsize", 0, lo=0),
         celloverhead=read_int(raw, "celloverhead", 0),
     )
+    if params.get("via") == "proxy":
+        params["proxy_rate"] = proxy_rate(rate)
     return params
 
 
