@@ -1,8 +1,9 @@
-"""Progress output of a long-running command: a live rich line on a terminal, plain log lines otherwise."""
+"""Progress output of long-running commands: a live rich line on a terminal, plain log lines otherwise."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -91,3 +92,56 @@ class LogProgress:
 
 def make_progress(interval_s: float = 10.0) -> Progress:
     return RichProgress() if sys.stdout.isatty() else LogProgress(interval_s)
+
+
+class Steps:
+    """Where a command of long steps is (validate on millions of ids, settling): on a terminal one live
+    line on stderr (step, elapsed seconds), gone when done; elsewhere a plain stderr line every
+    `interval_s` while a step runs longer than that, so short runs (and their errors) print nothing extra."""
+
+    def __init__(self, what: str, interval_s: float = 10.0, tty: bool | None = None) -> None:
+        self.what = what
+        self.interval_s = interval_s
+        self._console = Console(stderr=True)
+        self._tty = self._console.is_terminal if tty is None else tty
+        self._name = ""
+        self._detail = ""
+        self._started = time.monotonic()
+        self._live: Live | None = None
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def __enter__(self) -> Steps:
+        if self._tty:
+            # Refreshed by rich's own thread, so the seconds count on while a step blocks in a query.
+            self._live = Live(self, console=self._console, refresh_per_second=4, transient=True)
+            self._live.start()
+        else:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._live is not None:
+            self._live.stop()
+        if self._ticker is not None:
+            self._ticker.join()
+
+    def step(self, name: str, detail: str = "") -> None:
+        self._name, self._detail, self._started = name, detail, time.monotonic()
+
+    def detail(self, text: str) -> None:
+        self._detail = text
+
+    def line(self) -> str:
+        text = f"{self.what}: {self._name} {time.monotonic() - self._started:.0f} s"
+        return f"{text} ({self._detail})" if self._detail else text
+
+    def __rich__(self) -> Text:
+        return Text(self.line(), no_wrap=True, overflow="ellipsis")
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            if self._name and time.monotonic() - self._started >= self.interval_s:
+                print(self.line(), file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ starts and row ids), so no Python object per id and no per-id table is built.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -340,11 +341,17 @@ def _replays(cur: Any, sink_table: str, params: dict[str, Any]) -> tuple[int, in
 
 
 def wait_until_settled(
-    conn: connection, run_id: str, sink_table: str, quiet_s: float, timeout_s: float
+    conn: connection,
+    run_id: str,
+    sink_table: str,
+    quiet_s: float,
+    timeout_s: float,
+    progress: Callable[[str], None] | None = None,
 ) -> bool:
     """Wait until the run's sink row count has not changed for quiet_s seconds (the final drain).
 
-    Returns False if it was still changing after timeout_s; the caller validates anyway.
+    Returns False if it was still changing after timeout_s; the caller validates anyway. `progress`
+    hears the count and how long it has held after each poll.
     """
     import time
 
@@ -360,7 +367,9 @@ def wait_until_settled(
         now = time.monotonic()
         if count != last:
             last, since = count, now
-        elif now - since >= quiet_s:
+        if progress is not None:
+            progress(f"{count:,} rows, unchanged for {now - since:.0f} of {quiet_s:.0f} s")
+        if now - since >= quiet_s:
             return True
         if now >= deadline:
             return False

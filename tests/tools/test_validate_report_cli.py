@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fixtures.cli import run_tools
+from fixtures.cli import run_tools, run_tools_on_a_terminal
 from fixtures.kafka import KafkaBroker
 from fixtures.sink import Row, acked_rows, execute, insert_rows
 
@@ -31,6 +31,11 @@ def test_validate_and_report_a_produced_run(
     assert data["valid"] is True and data["acked_count"] == 3000 and data["rows_count"] == 3000
     assert data["missing_count"] == data["extra_count"] == data["duplicate_count"] == 0
     assert json.loads((run_dir / "validation.json").read_text())["acked_count"] == 3000
+
+    # On a terminal, a live line says which step it is in (and is erased when done).
+    code, screen = run_tools_on_a_terminal("validate", run_dir, "--no-audit")
+    assert code == 0, screen
+    assert "validate: checking 3,000 attempted ids against events" in screen, screen
 
     # Lose one acked row and duplicate another: exit 1, both reported.
     execute(fresh_pg_dsn, "DELETE FROM events WHERE run_id = 'v1' AND event_id = 42")

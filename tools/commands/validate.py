@@ -21,8 +21,9 @@ from tools.commands.options import (
     SinkTableOption,
 )
 from tools.errors import EXIT_FINDING, ToolError, one_line_errors
-from tools.ledger import load_ledger
+from tools.ledger import LedgerState, load_ledger
 from tools.pgconn import connect
+from tools.progress import Steps
 from tools.run.clock import ms_from_iso
 from tools.run.layout import VALIDATION_FILE, find_run
 from tools.run.meta import check_sink_table, load_run, write_json_atomic
@@ -89,6 +90,40 @@ def _layer_table(result: ValidationResult) -> Table:
     return table
 
 
+def _check(
+    conn: Any,
+    steps: Steps,
+    info: dict[str, Any],
+    state: LedgerState,
+    table: str,
+    settle: float,
+    settle_timeout: float,
+    bootstrap_servers: str | None,
+    audit: bool,
+) -> ValidationResult:
+    """Settle, audit the Kafka log, classify every id: each a step of the progress line."""
+    if settle > 0:
+        steps.step("waiting for the sink's row count to hold")
+        if not wait_until_settled(conn, info["run_id"], table, settle, settle_timeout, steps.detail):
+            typer.echo(
+                f"warning: sink rows still changing after {settle_timeout:.0f}s; validating anyway", err=True
+            )
+    missing = missing_layer_tables(conn)
+    if audit and not missing:
+        steps.step("reading the run's Kafka log into PostgreSQL")
+    audit_info = _audit(conn, info, bootstrap_servers, audit and not missing)
+    steps.step(f"checking {state.counts()['attempted']:,} attempted ids against {table}")
+    result = validate_run(
+        conn, info["run_id"], state, table, layered=not missing, audited="error" not in audit_info
+    )
+    result.kafka_audit = audit_info
+    if missing:
+        result.notes.append(
+            f"layered check not run: the database lacks {', '.join(missing)} (apply the schema: site.yml)"
+        )
+    return result
+
+
 @one_line_errors
 def validate(
     run: RunArgument = None,
@@ -122,30 +157,22 @@ def validate(
     path = find_run(run, run_dir, run_id, runs_root)
     info = load_run(path)
     table = check_sink_table(sink_table or info["sink_table"])
-    state = load_ledger(path)
-    if state.run_id != info["run_id"]:
-        raise ToolError(f"ledger of run {state.run_id!r} found in the directory of run {info['run_id']!r}")
-    conn = connect(postgres_dsn or info.get("postgres_dsn"), what="sink")
-    try:
-        if settle > 0 and not wait_until_settled(conn, info["run_id"], table, settle, settle_timeout):
-            typer.echo(
-                f"warning: sink rows still changing after {settle_timeout:.0f}s; validating anyway", err=True
+    with Steps("validate") as steps:
+        steps.step("reading the ledger")
+        state = load_ledger(path)
+        if state.run_id != info["run_id"]:
+            raise ToolError(
+                f"ledger of run {state.run_id!r} found in the directory of run {info['run_id']!r}"
             )
-        missing = missing_layer_tables(conn)
-        audit_info = _audit(conn, info, bootstrap_servers, audit and not missing)
-        result = validate_run(
-            conn, info["run_id"], state, table, layered=not missing, audited="error" not in audit_info
-        )
-        result.kafka_audit = audit_info
-        if missing:
-            result.notes.append(
-                f"layered check not run: the database lacks {', '.join(missing)} (apply the schema: site.yml)"
-            )
-    except psycopg2.Error as exc:
-        raise ToolError(f"validation query failed: {' '.join(str(exc).split())}") from None
-    finally:
-        conn.close()
+        conn = connect(postgres_dsn or info.get("postgres_dsn"), what="sink")
+        try:
+            result = _check(conn, steps, info, state, table, settle, settle_timeout, bootstrap_servers, audit)
+        except psycopg2.Error as exc:
+            raise ToolError(f"validation query failed: {' '.join(str(exc).split())}") from None
+        finally:
+            conn.close()
     data = result.to_json()
+
     write_json_atomic(path / VALIDATION_FILE, data)
     if json_output:
         typer.echo(json.dumps(data, indent=2))

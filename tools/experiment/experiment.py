@@ -29,6 +29,7 @@ from tools.experiment.cluster import topic_durability
 from tools.experiment.producer import ContainerProducer, ContainerSettings, LocalProducer, Producer
 from tools.pgconn import connect
 from tools.producer import parse_config_overrides
+from tools.progress import Steps
 from tools.recovery import RecoveryParams
 from tools.run.layout import JOURNAL_FILE, RUN_JSON, new_run_dir, run_id_of
 from tools.run.meta import DEFAULT_TOPIC, check_sink_table, create_run
@@ -316,8 +317,9 @@ def _settle(spec: ExperimentSpec, run_id: str, table: str) -> None:
     """Wait until the run's row count stops changing (the drain), before validating."""
     if spec.settle_s <= 0:
         return
-    with contextlib.closing(connect(spec.postgres_dsn, what="sink")) as conn:
-        if not wait_until_settled(conn, run_id, table, spec.settle_s, spec.settle_timeout_s):
+    with contextlib.closing(connect(spec.postgres_dsn, what="sink")) as conn, Steps("settle") as steps:
+        steps.step("waiting for the sink's row count to hold")
+        if not wait_until_settled(conn, run_id, table, spec.settle_s, spec.settle_timeout_s, steps.detail):
             typer.echo(
                 f"warning: sink rows still changing after {spec.settle_timeout_s:.0f}s; validating anyway",
                 err=True,
