@@ -192,8 +192,14 @@ def test_proxy_kinds_are_refused(kind: str) -> None:
         argv({"kind": kind, "duration": "5s"})
 
 
+def test_disk_fill_is_refused() -> None:
+    # Pumba has no disk fault: refused before anything runs (the CLI turns it into exit 2).
+    with pytest.raises(PumbaMappingError, match="Pumba has no disk fault"):
+        argv({"kind": "disk fill", "duration": "5s", "free": 0})
+
+
 def test_every_kind_is_mapped() -> None:
     from tools.chaos.faults import KINDS
 
-    mapped = {c[0]["kind"] for c in CASES} | {"iptables partition", "stress"} | set(PROXY_KINDS)
+    mapped = {c[0]["kind"] for c in CASES} | {"iptables partition", "stress", "disk fill"} | set(PROXY_KINDS)
     assert mapped == set(KINDS)

@@ -244,11 +244,20 @@ def test_kind_definitions_carry_what_the_schedule_needs() -> None:
     assert kinds.LIFECYCLE_KINDS == ("kill", "stop", "pause", "restart", "rm")
     # proxy timeout, reset_peer, limit_data stop a path: disruptive, and never drawn at random.
     stops = {"proxy timeout", "proxy reset_peer", "proxy limit_data"}
-    assert {"kill", "stop", "pause", "restart", "rm", "iptables partition"} | stops == kinds.DISRUPTIVE_KINDS
+    assert {
+        "kill",
+        "stop",
+        "pause",
+        "restart",
+        "rm",
+        "iptables partition",
+        "disk fill",
+    } | stops == kinds.DISRUPTIVE_KINDS
     assert tuple(k for k in kinds.KINDS if k != "rm" and k not in stops) == kinds.RANDOM_KINDS
     assert [why for _, why in kinds.CONFLICT_GROUPS] == [
         "two lifecycle faults on one container at once",
         "two netem faults on one container at once",
+        "two disk fills on one volume at once",
     ]
     stop = parse_fault(1, {"kind": "stop", "target": "t", "at": "0s", "time": 2, "restart": True})
     assert (stop.duration_ms, stop.window_ms, stop.hold_ms) == (10_000, 14_000, 10_000)

@@ -97,6 +97,17 @@ def check_schedule(
             if is_dynamic(service):
                 continue  # resolved when the fault fires (tools/chaos/triggers.py)
             try:
-                require(client, cfg, service)
-            except TargetError as exc:
+                target = require(client, cfg, service)
+                if service in fault.targets:
+                    _preflight(client, cfg, fault, target)
+            except (TargetError, ValueError) as exc:
                 raise TargetError(f"{path}: fault #{fault.index} ({fault.name}): {exc}") from None
+
+
+def _preflight(client: docker.DockerClient, cfg: ChaosConfig, fault: FaultSpec, target: Target) -> None:
+    """A unit's checks of the live target that make a fault bad input (e.g. `disk fill`: no such volume)."""
+    from tools.chaos.docker import unit_for  # the units import this module
+
+    check = getattr(unit_for(fault.kind), "preflight", None)
+    if check is not None:
+        check(client, cfg, fault, target)

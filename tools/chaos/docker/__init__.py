@@ -3,10 +3,17 @@ kinds through the Docker Engine API and sidecars. Register a new family's unit i
 
 from __future__ import annotations
 
-from tools.chaos.docker import iptables, lifecycle, netem, proxy, stress
+from tools.chaos.docker import disk, iptables, lifecycle, netem, proxy, stress
 from tools.chaos.docker.unit import DockerUnit
 
-UNITS: tuple[DockerUnit, ...] = (lifecycle.UNIT, iptables.UNIT, netem.UNIT, stress.UNIT, proxy.UNIT)
+UNITS: tuple[DockerUnit, ...] = (
+    lifecycle.UNIT,
+    iptables.UNIT,
+    netem.UNIT,
+    stress.UNIT,
+    disk.UNIT,
+    proxy.UNIT,
+)
 BY_KIND: dict[str, DockerUnit] = {kind: unit for unit in UNITS for kind in unit.kinds}
 BY_UNDO_OP: dict[str, DockerUnit] = {op: unit for unit in UNITS for op in unit.undo_ops}
 

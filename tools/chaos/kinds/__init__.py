@@ -7,12 +7,13 @@ has the recipe for adding one.
 
 from __future__ import annotations
 
-from tools.chaos.kinds import iptables, lifecycle, netem, proxy, stress
+from tools.chaos.kinds import disk, iptables, lifecycle, netem, proxy, stress
 from tools.chaos.kinds.base import Kind
 from tools.chaos.kinds.params import FaultError
 
 REGISTRY: dict[str, Kind] = {
-    kind.name: kind for kind in (*lifecycle.KINDS, *iptables.KINDS, *netem.KINDS, *stress.KINDS, *proxy.KINDS)
+    kind.name: kind
+    for kind in (*lifecycle.KINDS, *iptables.KINDS, *netem.KINDS, *stress.KINDS, *disk.KINDS, *proxy.KINDS)
 }
 
 KINDS = tuple(REGISTRY)

@@ -3,11 +3,11 @@ argv; register a new family's unit in UNITS."""
 
 from __future__ import annotations
 
-from tools.chaos.pumba import iptables, lifecycle, netem, proxy, stress
+from tools.chaos.pumba import disk, iptables, lifecycle, netem, proxy, stress
 from tools.chaos.pumba.unit import PumbaMappingError, PumbaUnit
 from tools.chaos.schedule import Action
 
-UNITS: tuple[PumbaUnit, ...] = (lifecycle.UNIT, iptables.UNIT, netem.UNIT, stress.UNIT, proxy.UNIT)
+UNITS: tuple[PumbaUnit, ...] = (lifecycle.UNIT, iptables.UNIT, netem.UNIT, stress.UNIT, disk.UNIT, proxy.UNIT)
 BY_KIND: dict[str, PumbaUnit] = {kind: unit for unit in UNITS for kind in unit.kinds}
 GLOBAL_FLAGS = ["--log-level", "info", "--json"]
 
