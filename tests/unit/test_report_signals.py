@@ -7,7 +7,7 @@ from pathlib import Path
 from fixtures.metrics import write_signal
 
 from tools.report.findings import component_of, react, what_components_did
-from tools.report.signals import load_metrics
+from tools.report.signals import load_metrics, short_label
 
 T0 = 1_800_000_000.0  # the fault starts here (epoch s) and lasts 10 s
 
@@ -67,7 +67,7 @@ def test_noise_is_not_a_reaction_but_a_stall_is(tmp_path: Path) -> None:
     assert react(m.signals["pg_commits_per_second"], ms(0), ms(10)) is None
     r = react(m.signals["spark_processed_rows_per_second"], ms(0), ms(10))
     assert r is not None and r.extreme == 0 and r.departed_ms == ms(2) and r.back_ms == ms(12)
-    assert "rows fell from 998/s to 0/s" in r.describe(ms(0), ms(10))
+    assert "Spark processed rate fell from 998/s to 0/s" in r.describe(ms(0), ms(10))
 
 
 def test_no_reaction_without_data_before_the_fault(tmp_path: Path) -> None:
@@ -94,3 +94,8 @@ def test_what_each_component_did(tmp_path: Path) -> None:
 def test_component_of_targets() -> None:
     targets = ("kafka-2", "kafka-controller-1", "spark", "postgres", "producer", "x")
     assert [component_of(t) for t in targets] == ["kafka", "kafka", "spark", "postgres", "producer", "other"]
+
+
+def test_short_labels() -> None:
+    assert short_label("kafka_leader_elections_per_second") == "leadership changes"
+    assert short_label("kafka_request_queue_seconds") == "request queue"  # not in LABELS: from the name

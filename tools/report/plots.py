@@ -210,7 +210,7 @@ def plot_fault_signals(
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(11, 1.3 + 1.5 * len(panels)), sharex=True, squeeze=False
     )
-    for ax, sig in zip(axes[:, 0], panels, strict=True):
+    for i, (ax, sig) in enumerate(zip(axes[:, 0], panels, strict=True)):
         rows = [(sig.series_name(x), x.between(a, b)) for x in sig.series]
         if len(rows) > SERIES_PER_PANEL:
             rows = [(f"sum of {len(rows)} series", [(t, v) for t, v in sig.total() if a <= t <= b])]
@@ -222,7 +222,13 @@ def plot_fault_signals(
         ax.set_xlim((a - w.start_ms) / 1000, (b - w.start_ms) / 1000)
         ax.set_ylabel(sig.unit or "value", fontsize="small")
         ax.set_title(f"{sig.component}: {sig.label}", fontsize="small", loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small")
+        # The fault kinds once, in the top panel's legend; below it only the series.
+        shown = [(h, lb) for h, lb in zip(*ax.get_legend_handles_labels(), strict=True)
+                 if i == 0 or not lb.startswith("fault: ")]  # fmt: skip
+        if shown:
+            ax.legend(
+                *zip(*shown, strict=True), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small"
+            )
     axes[-1, 0].set_xlabel(
         f"seconds since {w.fault_id.rsplit('/', 1)[-1]} began ({w.kind} of {w.target or '-'})"
     )

@@ -18,6 +18,42 @@ from tools.run.layout import METRICS_DIR
 INDEX_FILE = "index.json"
 COMPONENTS = ("kafka", "spark", "postgres", "producer", "chaos")
 
+# Short names for the report's sentences and plot titles (a saved signal's "help" is a full sentence).
+LABELS = {
+    "kafka_under_replicated_partitions": "under-replicated partitions",
+    "kafka_offline_partitions": "offline partitions",
+    "kafka_isr_shrinks_per_second": "ISR shrinks",
+    "kafka_isr_expands_per_second": "ISR expands",
+    "kafka_leader_elections_per_second": "leadership changes",
+    "kafka_active_controllers": "active controllers",
+    "kafka_fenced_brokers": "fenced brokers",
+    "kafka_produce_latency_p99_seconds": "broker produce p99",
+    "jvm_gc_pause_seconds_per_second": "JVM GC pause time",
+    "spark_input_rows_per_second": "Spark input rate",
+    "spark_processed_rows_per_second": "Spark processed rate",
+    "spark_batch_duration_seconds": "batch duration",
+    "consumer_lag": "consumer lag",
+    "pg_commits_per_second": "commits",
+    "pg_connections": "connections",
+    "producer_sent_per_second": "sends",
+    "producer_acked_per_second": "acks",
+    "producer_failed_per_second": "definite failures",
+    "producer_indeterminate_per_second": "indeterminate outcomes",
+    "producer_in_flight": "sends in flight",
+    "producer_ack_latency_p99_seconds": "ack latency p99",
+}
+_PREFIXES = ("kafka_", "spark_", "pg_", "producer_", "chaosbed_")
+_SUFFIXES = ("_per_second", "_seconds")
+
+
+def short_label(name: str) -> str:
+    """LABELS, else the name without its component prefix and unit suffix, in words."""
+    if name in LABELS:
+        return LABELS[name]
+    words = next((name[len(p) :] for p in _PREFIXES if name.startswith(p)), name)
+    words = next((words[: -len(s)] for s in _SUFFIXES if words.endswith(s)), words)
+    return words.replace("_", " ") or name
+
 
 @dataclass(frozen=True)
 class Series:
@@ -39,7 +75,7 @@ class Signal:
 
     @property
     def label(self) -> str:
-        return self.help or self.name
+        return short_label(self.name)
 
     def total(self) -> list[tuple[int, float]]:
         """The sum over all series per timestamp (e.g. under-replicated partitions of all brokers)."""
