@@ -289,6 +289,8 @@ def test_component_signals_per_fault(full_run: Path, fresh_pg_dsn: str) -> None:
     ) in kafka
     assert "PostgreSQL: no signal left its level (unchanged: connections)." in kafka
     assert "](signals-f1.png)" in kafka
+    spark = chaos.split("#### Spark")[1].split("#### ")[0]
+    assert "sink commits during the fault 0.0/s; commits resumed 11.0 s after it ended" in spark  # at 75 s
     assert (full_run / "signals-f1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     findings = section(text, "6. Findings")
     assert "`kafka-outage` of kafka-1 (f1):" in findings

@@ -26,6 +26,14 @@ def _recovery_words(r: FaultRecovery | None) -> str:
     return f"recovered in {fmt_s(r.recovery_s)}{heal}"
 
 
+def _commits_resumed_s(data: ReportData, end_ms: int | None) -> float | None:
+    """Seconds from the fault's end to the first whole second of sink commits at or after it."""
+    if end_ms is None:
+        return None
+    first = next((s.sec for s in data.series if s.sec * 1000 >= end_ms and s.rows > 0), None)
+    return None if first is None else (first * 1000 - end_ms) / 1000
+
+
 def _fault_entry(data: ReportData, f: Fault, r: FaultRecovery | None, plot: str | None) -> dict[str, Any]:
     w = f.window
     effect = data.effects.get(w.fault_id)
@@ -37,6 +45,9 @@ def _fault_entry(data: ReportData, f: Fault, r: FaultRecovery | None, plot: str 
         what.append(f"longest time without a producer acknowledgement {fmt_s(effect.longest_ack_gap_s)}")
     if effect is not None and effect.rows_per_s is not None:
         what.append(f"sink commits during the fault {fmt_rate(effect.rows_per_s)}")
+        resumed = _commits_resumed_s(data, w.end_ms)
+        if effect.rows_per_s == 0 and resumed is not None:
+            what.append(f"commits resumed {fmt_s(resumed)} after it ended")
     if effect is not None and data.ledger is not None and (effect.failed_ids or effect.indeterminate_ids):
         what.append(
             f"{fmt_int(effect.failed_ids)} failed and {fmt_int(effect.indeterminate_ids)} indeterminate sends"
