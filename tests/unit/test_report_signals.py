@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fixtures.metrics import write_signal
 
-from tools.report.findings import component_of, react, what_components_did
+from tools.report.findings import component_of, panel_signals, react, what_components_did
 from tools.report.signals import load_metrics, short_label
 
 T0 = 1_800_000_000.0  # the fault starts here (epoch s) and lasts 10 s
@@ -99,3 +99,17 @@ def test_component_of_targets() -> None:
 def test_short_labels() -> None:
     assert short_label("kafka_leader_elections_per_second") == "leadership changes"
     assert short_label("kafka_request_queue_seconds") == "request queue"  # not in LABELS: from the name
+
+
+def test_panels_key_signals_then_the_targets_reacting_ones(tmp_path: Path) -> None:
+    urp(tmp_path)
+    flat = [(T0 + s, 1) for s in range(-30, 80, 2)]
+    write_signal(tmp_path, "kafka_active_controllers", "kafka", "count", [({}, flat)])  # unchanged: left out
+    write_signal(tmp_path, "pg_connections", "postgres", "count", [({}, flat)])  # a key signal: always in
+    fenced = [(T0 + s, 1 if 0 <= s < 6 else 0) for s in range(-30, 80, 2)]
+    write_signal(tmp_path, "kafka_fenced_brokers", "kafka", "count", [({}, fenced)])
+    m = load_metrics(tmp_path)
+    assert m is not None
+    names = [s.name for s in panel_signals(m, "kafka-1", ms(0), ms(10))]
+    assert names == ["kafka_under_replicated_partitions", "pg_connections", "kafka_fenced_brokers"]
+    assert [s.name for s in panel_signals(m, "spark", ms(0), ms(10))] == names[:2]

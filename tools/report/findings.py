@@ -13,7 +13,7 @@ from statistics import median
 from typing import TYPE_CHECKING
 
 from tools.recovery import service_of
-from tools.report.signals import Metrics, Signal
+from tools.report.signals import KEY_SIGNALS, Metrics, Signal
 
 if TYPE_CHECKING:
     from tools.report.data import ReportData
@@ -93,6 +93,16 @@ def react(signal: Signal, start_ms: int, end_ms: int) -> Reaction | None:
     extreme_ms, extreme = max(outside, key=lambda p: abs(p[1] - level))
     back = next((t for t, v in during if t > extreme_ms and abs(v - level) <= band), None)
     return Reaction(signal, level, extreme, departed, extreme_ms, back)
+
+
+PANELS = 10  # at most this many signals in one fault's figure
+
+
+def panel_signals(metrics: Metrics, target: str, start_ms: int, end_ms: int) -> list[Signal]:
+    """A fault's figure: the key signals, then the other signals of the target's component that reacted."""
+    key = [metrics.signals[n] for n in KEY_SIGNALS if n in metrics.signals]
+    own = [s for s in metrics.of(component_of(target)) if s.name not in KEY_SIGNALS]
+    return (key + [s for s in own if react(s, start_ms, end_ms)])[:PANELS]
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,6 @@ def plot_unseen(
     return _save(fig, out_dir / UNSEEN_PNG)
 
 
-SIGNAL_PANELS = 8  # at most this many signals per fault's figure (the fault's own component first)
 SERIES_PER_PANEL = 8  # more series than this (e.g. many partitions) are drawn as their sum
 
 
@@ -204,7 +203,7 @@ def plot_fault_signals(
     in that span shaded and labelled with its target; x is seconds since this fault's start."""
     w = fault.window
     a, b = w.start_ms - before_s * 1000, (w.end_ms if w.end_ms is not None else end_ms) + after_s * 1000
-    panels = [s for s in signals if any(x.between(a, b) for x in s.series)][:SIGNAL_PANELS]
+    panels = [s for s in signals if any(x.between(a, b) for x in s.series)]
     if not panels:
         return None
     fig, axes = plt.subplots(

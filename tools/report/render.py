@@ -16,7 +16,7 @@ from tools.pgconn import redact_dsn
 from tools.recovery import FaultRecovery
 from tools.report import findings, plots, sections
 from tools.report.data import ReportData
-from tools.report.findings import AFTER_S, COMPONENT_TITLES, PRE_S, component_of
+from tools.report.findings import AFTER_S, PRE_S, panel_signals
 from tools.report.fmt import NOT_MEASURED, fmt_int, fmt_ms, fmt_rate, fmt_s
 from tools.run.clock import iso_from_ms
 from tools.run.layout import METRICS_DIR, REPORT_FILE
@@ -386,13 +386,9 @@ def write_report(data: ReportData) -> Path:
     }
     signal_plots: dict[str, str | None] = {}
     if data.metrics is not None:
-        order = {c: i for i, c in enumerate(COMPONENT_TITLES)}
         for f in data.faults:
-            own = component_of(f.window.target)
-            signals = sorted(
-                (s for s in data.metrics.signals.values() if s.component != "chaos"),
-                key=lambda s, own=own: (s.component != own, order.get(s.component, len(order)), s.name),
-            )
+            end = f.window.end_ms if f.window.end_ms is not None else data.end_ms
+            signals = panel_signals(data.metrics, f.window.target, f.window.start_ms, end)
             signal_plots[f.window.fault_id] = plots.plot_fault_signals(
                 out, f, signals, data.faults, PRE_S, AFTER_S, data.end_ms
             )

@@ -42,6 +42,18 @@ LABELS = {
     "producer_in_flight": "sends in flight",
     "producer_ack_latency_p99_seconds": "ack latency p99",
 }
+# Plotted around every fault, in this order (the list: what Kafka, Spark and PostgreSQL users read).
+KEY_SIGNALS = (
+    "kafka_under_replicated_partitions",
+    "kafka_leader_elections_per_second",
+    "kafka_isr_shrinks_per_second",
+    "kafka_isr_expands_per_second",
+    "consumer_lag",
+    "pg_commits_per_second",
+    "pg_connections",
+    "jvm_gc_pause_seconds_per_second",
+    "producer_acked_per_second",
+)
 _PREFIXES = ("kafka_", "spark_", "pg_", "producer_", "chaosbed_")
 _SUFFIXES = ("_per_second", "_seconds")
 
