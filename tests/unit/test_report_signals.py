@@ -113,3 +113,18 @@ def test_panels_key_signals_then_the_targets_reacting_ones(tmp_path: Path) -> No
     names = [s.name for s in panel_signals(m, "kafka-1", ms(0), ms(10))]
     assert names == ["kafka_under_replicated_partitions", "pg_connections", "kafka_fenced_brokers"]
     assert [s.name for s in panel_signals(m, "spark", ms(0), ms(10))] == names[:2]
+
+
+def test_event_rates_are_counted(tmp_path: Path) -> None:
+    """Leadership changes as a rate over 10 s windows, sampled every 2 s: 2 moves read as 0.2/s in the five
+    samples whose window holds them; integrated, 2 partitions moved."""
+    rate = [(T0 + s, 0.2 if 2 <= s <= 10 else 0) for s in range(-30, 80, 2)]
+    write_signal(tmp_path, "kafka_leader_elections_per_second", "kafka", "per_second", [({}, rate)])
+    m = load_metrics(tmp_path)
+    assert m is not None
+    r = react(m.signals["kafka_leader_elections_per_second"], ms(0), ms(10))
+    assert r is not None and r.events is not None and round(r.events, 6) == 2.0
+    assert r.describe(ms(0), ms(10)) == (
+        "2 partition leaderships moved from 2.0 s after the start (peak 0.2/s); "
+        "back 12.0 s after the start (2.0 s after the fault ended)"
+    )

@@ -47,13 +47,19 @@ class Reaction:
     departed_ms: int  # first point outside the band
     extreme_ms: int
     back_ms: int | None  # first point back inside the band after the extreme; None: not within the window
+    events: float | None = None  # EVENT_NOUNS signals: the rate integrated from departure to back
 
     def describe(self, start_ms: int, end_ms: int) -> str:
         went = "rose" if self.extreme > self.level else "fell"
-        text = (
-            f"{self.signal.label} {went} from {fmt_value(self.level, self.signal.unit)} to "
-            f"{fmt_value(self.extreme, self.signal.unit)} ({_after(self.departed_ms, start_ms)} the start"
-        )
+        if self.events is not None and self.level == 0:
+            noun, since = EVENT_NOUNS[self.signal.name], _after(self.departed_ms, start_ms)
+            peak = fmt_value(self.extreme, self.signal.unit)
+            text = f"{self.events:,.0f} {noun} from {since} the start (peak {peak}"
+        else:
+            text = (
+                f"{self.signal.label} {went} from {fmt_value(self.level, self.signal.unit)} to "
+                f"{fmt_value(self.extreme, self.signal.unit)} ({_after(self.departed_ms, start_ms)} the start"
+            )
         if self.extreme_ms != self.departed_ms:
             text += f", furthest {_after(self.extreme_ms, start_ms)}"
         text += ")"
@@ -92,8 +98,21 @@ def react(signal: Signal, start_ms: int, end_ms: int) -> Reaction | None:
     departed = outside[0][0]
     extreme_ms, extreme = max(outside, key=lambda p: abs(p[1] - level))
     back = next((t for t, v in during if t > extreme_ms and abs(v - level) <= band), None)
-    return Reaction(signal, level, extreme, departed, extreme_ms, back)
+    events = None
+    if signal.name in EVENT_NOUNS:
+        span = [(t, v) for t, v in during if departed <= t and (back is None or t < back)]
+        after = [t for t, _ in during if t > departed]
+        steps = [b - a for (a, _), b in zip(span, after, strict=False)]  # each point's time to the next
+        events = sum(v * dt / 1000 for (_, v), dt in zip(span, steps, strict=False))
+    return Reaction(signal, level, extreme, departed, extreme_ms, back, events)
 
+
+# Rates of events: integrated over the reaction they give a count ("leadership of 2 partitions moved").
+EVENT_NOUNS = {
+    "kafka_leader_elections_per_second": "partition leaderships moved",
+    "kafka_isr_shrinks_per_second": "ISR shrinks",
+    "kafka_isr_expands_per_second": "ISR expands",
+}
 
 PANELS = 10  # at most this many signals in one fault's figure
 
