@@ -128,3 +128,16 @@ def test_event_rates_are_counted(tmp_path: Path) -> None:
         "2 partition leaderships moved from 2.0 s after the start (peak 0.2/s); "
         "back 12.0 s after the start (2.0 s after the fault ended)"
     )
+
+
+def test_signals_without_data_are_not_called_unchanged(tmp_path: Path) -> None:
+    urp(tmp_path)
+    write_signal(
+        tmp_path, "kafka_fenced_brokers", "kafka", "count", []
+    )  # saved, but Prometheus had no series
+    write_signal(tmp_path, "producer_in_flight", "producer", "count", [({}, [(T0 + 5, 10)])])  # none before
+    m = load_metrics(tmp_path)
+    assert m is not None
+    lines = {c.component: c.text for c in what_components_did(m, ms(0), ms(10))}
+    assert lines["kafka"].endswith("(no data: fenced brokers).") and "unchanged" not in lines["kafka"]
+    assert lines["producer"] == "no data around this fault (sends in flight)."

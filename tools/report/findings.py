@@ -131,20 +131,37 @@ class ComponentLine:
 
 
 def what_components_did(metrics: Metrics, start_ms: int, end_ms: int) -> list[ComponentLine]:
-    """One line per component with its reacting signals; the unchanged ones named at the end."""
+    """One line per component with its reacting signals; the unchanged ones, and those without data on
+    both sides of the fault's start (an exporter down, or not scraped yet), named at the end."""
     lines = []
     for component in ("kafka", "spark", "postgres", "producer"):
-        moved, still = [], []
+        moved, still, missing = [], [], []
         for sig in metrics.of(component):
             r = react(sig, start_ms, end_ms)
-            (moved if r else still).append(r.describe(start_ms, end_ms) if r else sig.label)
+            if r is not None:
+                moved.append(r.describe(start_ms, end_ms))
+            elif _judged(sig, start_ms, end_ms):
+                still.append(sig.label)
+            else:
+                missing.append(sig.label)
         if not moved and not still:
+            if missing:
+                lines.append(ComponentLine(component, f"no data around this fault ({', '.join(missing)})."))
             continue
         text = "; ".join(moved) if moved else "no signal left its level"
         if still:
             text += f" (unchanged: {', '.join(still)})"
+        if missing:
+            text += f" (no data: {', '.join(missing)})"
         lines.append(ComponentLine(component, text + "."))
     return lines
+
+
+def _judged(signal: Signal, start_ms: int, end_ms: int) -> bool:
+    """Whether react() had points before the start and after it to compare."""
+    times = [t for t, _ in signal.total()]
+    before = any(start_ms - PRE_S * 1000 <= t <= start_ms for t in times)
+    return before and any(start_ms < t <= end_ms + AFTER_S * 1000 for t in times)
 
 
 def _fault_name(kind: str, target: str, fault_id: str) -> str:
