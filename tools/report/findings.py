@@ -164,8 +164,20 @@ def _judged(signal: Signal, start_ms: int, end_ms: int) -> bool:
     return before and any(start_ms < t <= end_ms + AFTER_S * 1000 for t in times)
 
 
+# How a finding names a fault of a kind (any other kind: "`kind` of target").
+KIND_PHRASES = {
+    "kill": "killing {target} (SIGKILL)",
+    "stop": "stopping {target}",
+    "pause": "pausing {target}",
+    "restart": "restarting {target}",
+    "iptables partition": "partitioning {target} from its peers",
+    "iptables loss": "packet loss on {target}",
+}
+
+
 def _fault_name(kind: str, target: str, fault_id: str) -> str:
-    return f"`{kind}` of {target or 'no target'} ({fault_id.rsplit('/', 1)[-1]})"
+    phrase = KIND_PHRASES.get(kind, f"`{kind}` of {{target}}").format(target=target or "no target")
+    return f"{phrase[0].upper()}{phrase[1:]} ({fault_id.rsplit('/', 1)[-1]})"
 
 
 def usual_ack_gap_s(data: ReportData) -> float | None:
