@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fixtures.metrics import write_signal
 
-from tools.report.findings import component_of, panel_signals, react, what_components_did
+from tools.report.findings import component_of, own_ack_stall_s, panel_signals, react, what_components_did
 from tools.report.signals import load_metrics, short_label
 
 T0 = 1_800_000_000.0  # the fault starts here (epoch s) and lasts 10 s
@@ -141,3 +141,12 @@ def test_signals_without_data_are_not_called_unchanged(tmp_path: Path) -> None:
     lines = {c.component: c.text for c in what_components_did(m, ms(0), ms(10))}
     assert lines["kafka"].endswith("(no data: fenced brokers).") and "unchanged" not in lines["kafka"]
     assert lines["producer"] == "no data around this fault (sends in flight)."
+
+
+def test_own_ack_stall_begins_during_the_fault() -> None:
+    acks = [0, 100, 200, 1000, 9000, 9100, 20000, 20100]
+    assert own_ack_stall_s(acks, 150, 1500) == 8.0  # from the ack at 1000 to the first after the end, 9000
+    assert own_ack_stall_s(acks, 9050, 9500) == 10.9  # the stall began during it (at 9100)
+    assert own_ack_stall_s(acks, 9200, 9300) == 10.8  # from its start: no ack inside
+    assert own_ack_stall_s(acks, 20200, 20300) is None  # no ack after it: not judged
+    assert own_ack_stall_s([], 0, 10) is None

@@ -7,6 +7,7 @@ median absolute deviations and a quarter of that level, so a noisy rate does not
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import pairwise
 from statistics import median
@@ -17,6 +18,7 @@ from tools.report.signals import KEY_SIGNALS, Metrics, Signal
 
 if TYPE_CHECKING:
     from tools.report.data import ReportData
+    from tools.run.timeline import Fault
 
 PRE_S = 30  # the signal's level before a fault: its median over this many seconds before the start
 AFTER_S = 60  # a reaction is looked for until this many seconds after the fault's end
@@ -192,6 +194,26 @@ def usual_ack_gap_s(data: ReportData) -> float | None:
     return max(b - a for a, b in pairwise(times)) / 1000
 
 
+def _overlap(a: Fault, b: Fault) -> bool:
+    if a.window.end_ms is None or b.window.end_ms is None:
+        return False
+    return a.window.start_ms < b.window.end_ms and b.window.start_ms < a.window.end_ms
+
+
+def own_ack_stall_s(acks: list[int], start_ms: int, end_ms: int | None) -> float | None:
+    """The longest time without a producer acknowledgement that began while the fault was active: from
+    its start (or an ack during it) to the next ack, which may come after its end. A stall that began
+    after the fault ended belongs to whatever came next, not to it."""
+    if not acks or end_ms is None:
+        return None
+    inside = acks[bisect_left(acks, start_ms) : bisect_right(acks, end_ms)]
+    after = acks[bisect_right(acks, end_ms) : bisect_right(acks, end_ms) + 1]
+    points = [start_ms, *inside, *after]
+    if len(points) < 2:
+        return None
+    return max(b - a for a, b in pairwise(points)) / 1000
+
+
 def report_findings(data: ReportData) -> list[str]:
     """Statements the run's numbers support, strongest first: acknowledgement stalls, recoveries, the
     first component reaction per fault, then what the checker found."""
@@ -201,18 +223,13 @@ def report_findings(data: ReportData) -> list[str]:
     usual = usual_ack_gap_s(data)
     if usual is not None:
         lines.append(f"Before the first fault, producer acknowledgements were at most {usual:.1f} s apart.")
-    stalls = sorted(
-        (
-            (data.effects[f.window.fault_id].longest_ack_gap_s, f)
-            for f in applied
-            if f.window.fault_id in data.effects
-        ),
-        key=lambda p: -(p[0] or 0),
-    )
+    acks = sorted(a.ts_ms for a in data.ledger.acks) if data.ledger is not None else []
+    stalls = sorted(((own_ack_stall_s(acks, f.window.start_ms, f.window.end_ms), f) for f in applied),
+                    key=lambda p: -(p[0] or 0))  # fmt: skip
     for gap, f in stalls:
         w = f.window
         parts = []
-        if gap is not None and usual is not None:
+        if gap is not None and usual is not None:  # (no ack after the fault at all: not judged)
             stalled = gap > 2 * usual  # twice the usual gap: a stall, not the producer's rhythm
             parts.append(f"stalled producer acknowledgements {gap:.1f} s" if stalled else
                          f"acknowledgements kept coming (longest gap {gap:.1f} s)")  # fmt: skip
@@ -232,6 +249,9 @@ def report_findings(data: ReportData) -> list[str]:
                 parts.append(
                     f"first to react: {x.signal.label}, {_after(x.departed_ms, w.start_ms)} the start"
                 )
+        others = [o.window.fault_id.rsplit("/", 1)[-1] for o in applied if o is not f and _overlap(o, f)]
+        if parts and others:
+            parts.append(f"while {', '.join(others)} was also active (its effect included)")
         if parts:
             lines.append(f"{_fault_name(w.kind, w.target, w.fault_id)}: {'; '.join(parts)}.")
     slow = [k for k in data.kinds if k.recovered]
