@@ -31,3 +31,27 @@ def test_reads_ms_fields_iso_fallback_null_end_and_skips_torn_lines(tmp_path: Pa
 
 def test_no_timeline_is_no_faults(tmp_path: Path) -> None:
     assert read_faults(tmp_path) == ([], [])
+
+
+def test_what_the_target_did_is_read_from_the_observed_call_lines(tmp_path: Path) -> None:
+    # A disk fill's undo records the target's state and log lines; the report's rows show them.
+    from tools.report.render import _with_observed
+
+    calls = [
+        "fallocate /v/.b until 0B is free on /v",
+        "observed: chaosbed-kafka-1 exited (exit code 1)",
+        "observed: log: Shutdown broker because all log dirs in /var/lib/kafka/data have failed",
+        "rm /v/.b",
+        "POST /containers/abc/start",
+    ]
+    record = {"fault_id": "r/01", "kind": "disk fill", "target": "kafka-1", "start_ms": 1, "end_ms": 2}
+    record["call"] = calls
+    (tmp_path / "timeline.jsonl").write_text(json.dumps(record) + "\n")
+    [fault], _ = read_faults(tmp_path)
+    assert fault.observed == [
+        "chaosbed-kafka-1 exited (exit code 1)",
+        "log: Shutdown broker because all log dirs in /var/lib/kafka/data have failed",
+    ]
+    cell = _with_observed("ok", fault.observed)
+    assert cell.startswith("ok; target: chaosbed-kafka-1 exited (exit code 1); log: Shutdown broker")
+    assert _with_observed("", ["a | b"]) == "target: a \\| b" and _with_observed("ok", []) == "ok"

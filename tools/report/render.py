@@ -25,6 +25,9 @@ TEMPLATE = "report.md.j2"
 SAFE_PROFILE = "safe"
 
 
+OBSERVED_CHARS = 300  # of what a target did, per table cell
+
+
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
     if isinstance(value, dict) and value:
         for key, sub in value.items():
@@ -90,7 +93,7 @@ def _faults(data: ReportData) -> list[dict[str, str]]:
                 "start": _rel_s(w.start_ms, data.start_ms),
                 "start_iso": iso_from_ms(w.start_ms),
                 "duration": fmt_s(duration) if duration is not None else "no end recorded",
-                "outcome": f.outcome or "-",
+                "outcome": _with_observed(f.outcome or "-", f.observed),
                 "params": json.dumps(f.params, sort_keys=True).replace("|", "\\|") if f.params else "-",
                 "rows_per_s": fmt_rate(effect.rows_per_s) if effect else NOT_MEASURED,
                 "ack_gap": fmt_s(effect.longest_ack_gap_s) if effect else NOT_MEASURED,
@@ -102,6 +105,15 @@ def _faults(data: ReportData) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def _with_observed(text: str, observed: list[str]) -> str:
+    """A table cell plus what the target did during the fault (e.g. a disk fill: exited, its log lines)."""
+    if not observed:
+        return text
+    seen = "; ".join(observed)
+    seen = seen if len(seen) <= OBSERVED_CHARS else seen[: OBSERVED_CHARS - 3] + "..."
+    return f"{text + '; ' if text else ''}target: {seen}".replace("|", "\\|")
 
 
 def _short(fault_id: str) -> str:
@@ -153,7 +165,9 @@ def _recoveries(data: ReportData) -> list[dict[str, str]]:
                 "after_heal": _after_heal(r),
                 "recovered_at": iso_from_ms(r.recovered_at_ms) if r.recovered_at_ms is not None else "-",
                 "peak_p99": fmt_ms(r.peak_p99_ms),
-                "note": _recovery_note(data, r.fault.fault_id, fault.outcome, fault.applied),
+                "note": _with_observed(
+                    _recovery_note(data, r.fault.fault_id, fault.outcome, fault.applied), fault.observed
+                ),
             }
         )
     return rows

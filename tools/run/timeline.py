@@ -28,6 +28,8 @@ OUTCOMES = (OK, TARGET_VANISHED, UNSUPPORTED, f"{FAILED}: <why>", INTERRUPTED, R
 # failed: ...) mean it may not have been applied, or (failed undo) may have stayed applied: such faults
 # are shown but kept out of recovery statistics.
 APPLIED_OUTCOMES = frozenset({OK, INTERRUPTED, RESTORED_AFTER_CRASH, ""})
+# A call line that records what the target did, not a call (the executors' undo writes them).
+OBSERVED = "observed: "
 
 
 def failed(detail: str) -> str:
@@ -101,6 +103,8 @@ class Fault:
     executor: str
     outcome: str
     params: dict[str, Any] = field(default_factory=dict)
+    # What the target did during the fault, as the executor observed it (e.g. `disk fill`: exited, log lines).
+    observed: list[str] = field(default_factory=list)
 
     @property
     def applied(self) -> bool:
@@ -147,6 +151,8 @@ def read_faults(run_dir: Path) -> tuple[list[Fault], list[str]]:
             notes.append(f"{TIMELINE_FILE} line {lineno} skipped (no start time)")
             continue
         params = record.get("params")
+        calls = [*(record.get("call") or []), *(record.get("api_calls") or [])]
+        observed = [c.removeprefix(OBSERVED) for c in calls if isinstance(c, str) and c.startswith(OBSERVED)]
         faults.append(
             Fault(
                 window=FaultWindow(
@@ -159,6 +165,7 @@ def read_faults(run_dir: Path) -> tuple[list[Fault], list[str]]:
                 executor=str(record.get("executor", "")),
                 outcome=str(record.get("outcome", "")),
                 params=params if isinstance(params, dict) else {},
+                observed=observed,
             )
         )
     faults.sort(key=lambda f: (f.window.start_ms, f.window.fault_id))

@@ -26,6 +26,7 @@ from tools.chaos.outcome import FaultFailed
 from tools.chaos.plan import Step
 from tools.chaos.schedule import Action
 from tools.chaos.targets import Target
+from tools.run.timeline import OBSERVED
 
 # Undo op, as written in the journal's intent records:
 #   {"op": "disk-fill", "container_id": id, "source": host dir, "ballast": host path, "since": epoch s}
@@ -130,9 +131,9 @@ def fill(path: str, source: str, free: int, calls: list[str]) -> None:
 def _log_signs(container: Any, since: int) -> list[str]:
     text = container.logs(since=since, stdout=True, stderr=True).decode(errors="replace")
     lines = [ln.strip() for ln in text.splitlines() if _SIGNS.search(ln)]
-    shown = [f"observed: log: {ln[:240]}" for ln in lines[:MAX_LOG_LINES]]
+    shown = [f"{OBSERVED}log: {ln[:240]}" for ln in lines[:MAX_LOG_LINES]]
     if len(lines) > MAX_LOG_LINES:
-        shown.append(f"observed: {len(lines) - MAX_LOG_LINES} more such log line(s)")
+        shown.append(f"{OBSERVED}{len(lines) - MAX_LOG_LINES} more such log line(s)")
     return shown
 
 
@@ -141,20 +142,20 @@ def observe(engine: Engine, spec: dict[str, Any], calls: list[str]) -> dict[str,
     try:
         container = engine.client.containers.get(spec["container_id"])
     except NotFound:
-        calls.append(f"observed: container {spec['container_id'][:12]} no longer exists")
+        calls.append(f"{OBSERVED}container {spec['container_id'][:12]} no longer exists")
         return None
     state = container.attrs.get("State", {})
     if state.get("Running"):
-        calls.append(f"observed: {container.name} kept running")
+        calls.append(f"{OBSERVED}{container.name} kept running")
     else:
         calls.append(
-            f"observed: {container.name} {state.get('Status')} (exit code {state.get('ExitCode')}) "
+            f"{OBSERVED}{container.name} {state.get('Status')} (exit code {state.get('ExitCode')}) "
             f"at {state.get('FinishedAt', '')[:23]}"
         )
     try:
         calls += _log_signs(container, int(spec["since"]))
     except APIError as exc:
-        calls.append(f"observed: no logs ({exc.explanation or exc})")
+        calls.append(f"{OBSERVED}no logs ({exc.explanation or exc})")
     return state
 
 

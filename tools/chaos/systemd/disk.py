@@ -18,6 +18,7 @@ from tools.chaos.schedule import Action
 from tools.chaos.ssh import SshShell
 from tools.chaos.systemd.host import ssh_line, unit_state
 from tools.chaos.vm_hosts import VmHost
+from tools.run.timeline import OBSERVED
 
 # Undo op, as written in the journal's intent records (with "host", the VmHost as JSON):
 #   {"op": "disk-fill-host", "unit": u, "dir": d, "ballast": path, "since": epoch s}
@@ -92,9 +93,9 @@ class DiskUnit:
         def do(calls: list[str], _stop: threading.Event) -> None:
             shell = SshShell(host, calls)
             state = unit_state(shell, unit)
-            calls.append(f"observed: {unit} {state.get('ActiveState')} ({state.get('SubState')})")
+            calls.append(f"{OBSERVED}{unit} {state.get('ActiveState')} ({state.get('SubState')})")
             found = shell.run(signs, check=False).stdout.splitlines()
-            calls += [f"observed: log: {line.strip()[:240]}" for line in found if line.strip()]
+            calls += [f"{OBSERVED}log: {line.strip()[:240]}" for line in found if line.strip()]
             shell.run(rm)
             if state.get("ActiveState") in ("failed", "inactive"):
                 shell.run(start)
