@@ -23,9 +23,12 @@ from tools.run.layout import LATENCY_PNG, RECOVERY_PNG, SIGNALS_PNG, THROUGHPUT_
 from tools.run.timeline import Fault
 
 
-def _shade_faults(ax: Axes, faults: Sequence[Fault], t0_ms: int, end_ms: int) -> None:
+def _shade_faults(
+    ax: Axes, faults: Sequence[Fault], t0_ms: int, end_ms: int, kinds: Sequence[str] | None = None
+) -> None:
+    """`kinds`: the run's fault kinds, so a kind has one colour in every plot (default: those of `faults`)."""
     colours = plt.get_cmap("tab10")
-    kinds = sorted({f.window.kind for f in faults})
+    kinds = list(kinds) if kinds is not None else sorted({f.window.kind for f in faults})
     labelled: set[str] = set()
     for f in faults:
         w = f.window
@@ -217,7 +220,8 @@ def plot_fault_signals(
             if points:
                 ax.step([(t - w.start_ms) / 1000 for t, _ in points], [v for _, v in points], lw=1,
                         where="post", label=name)  # fmt: skip
-        _shade_faults(ax, [f for f in faults if _overlaps(f, a, b, end_ms)], w.start_ms, end_ms)
+        near = [f for f in faults if _overlaps(f, a, b, end_ms)]
+        _shade_faults(ax, near, w.start_ms, end_ms, sorted({f.window.kind for f in faults}))
         ax.set_xlim((a - w.start_ms) / 1000, (b - w.start_ms) / 1000)
         ax.set_ylabel(sig.unit or "value", fontsize="small")
         ax.set_title(f"{sig.component}: {sig.label}", fontsize="small", loc="left")

@@ -104,7 +104,7 @@ class Signal:
             for k in {k for s in self.series for k in s.labels}
             if len({s.labels.get(k) for s in self.series}) > 1
         )
-        return ", ".join(f"{k} {series.labels.get(k, '-')}" for k in varying if k != "__name__") or self.name
+        return ", ".join(f"{k} {series.labels.get(k, '-')}" for k in varying if k != "__name__") or self.label
 
 
 @dataclass(frozen=True)
