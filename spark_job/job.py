@@ -6,7 +6,10 @@ import glob
 import logging
 import os
 import shutil
+import sys
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,7 +19,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from spark_job.checkpoint import batch_offsets
 from spark_job.progress import ProgressRecorder
 from spark_job.settings import Settings
-from spark_job.sink import PostgresSink
+from spark_job.sink import BatchResult, Offsets, PostgresSink, StagingMismatch
 
 log = logging.getLogger("chaosbed.job")
 
@@ -46,6 +49,11 @@ def build_session(
         builder = builder.config("spark.driver.extraClassPath", os.pathsep.join(jars))
     else:
         builder = builder.config("spark.jars", ",".join(jars))
+        # The executors' sink tasks log in to PostgreSQL as the driver does.
+        if "PGPASSWORD" in os.environ:
+            builder = builder.config("spark.executorEnv.PGPASSWORD", os.environ["PGPASSWORD"])
+    for name, value in settings.spark_conf.items():
+        builder = builder.config(name, value)
     if java_options is None and os.path.isfile(settings.cds_archive):
         # Classes mapped from the image's archive instead of loaded and verified one by one; a JDK or
         # class path that does not match it only costs a warning (-Xshare:auto).
@@ -54,7 +62,10 @@ def build_session(
         builder = builder.config("spark.driver.extraJavaOptions", java_options)
     if is_local_path(settings.checkpoint):
         builder = local_checkpoint_files(builder)
-    return (
+    # The sink's tasks run Python: by default this interpreter, which has the job's packages (the
+    # workers' image and VM install have it at the same path).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = (
         builder.appName(app_name)
         # local[N,F]: F task attempts; plain local[N] never retries a failed task.
         .master(settings.master)
@@ -66,6 +77,19 @@ def build_session(
         .config("spark.sql.streaming.noDataProgressEventInterval", "5000")
         .getOrCreate()
     )
+    # The sink's tasks run spark_job code in the executors' Python workers: ship the package.
+    spark.sparkContext.addPyFile(package_zip())
+    return spark
+
+
+def package_zip() -> str:
+    """spark_job as a zip in a fresh temporary directory (Python imports packages from zips)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    out = os.path.join(tempfile.mkdtemp(prefix="chaosbed-job-"), "spark_job.zip")
+    with zipfile.ZipFile(out, "w") as zf:
+        for path in sorted(glob.glob(os.path.join(package, "*.py"))):
+            zf.write(path, os.path.join("spark_job", os.path.basename(path)))
+    return out
 
 
 def is_local_path(path: str) -> bool:
@@ -123,17 +147,41 @@ def crash_once(marker: str) -> None:
     os._exit(137)
 
 
-def failpoint_fires(failpoint: str, rows: list[tuple], inserted: int) -> bool:
+def failpoint_fires(failpoint: str, run_ids: frozenset[str], inserted: int) -> bool:
     """`crash-after-commit` fires on any written batch; `crash-after-commit:<run id>` only on one
     holding that run's events, so that other traffic cannot trigger it."""
     kind, _, run_id = failpoint.partition(":")
     if kind != "crash-after-commit" or inserted == 0:
         return False
-    return not run_id or any(row[0] == run_id for row in rows)
+    return not run_id or run_id in run_ids
 
 
 # In the container's own filesystem: survives `docker start`, not a recreated container.
 FAILPOINT_MARKER = "/tmp/chaosbed-failpoint-fired"
+
+# Stagings of one batch before it fails: another is needed only when the stage lost rows meanwhile.
+STAGE_TRIES = 3
+
+
+def write_staged(
+    sink: PostgresSink,
+    batch: DataFrame,
+    query_id: str,
+    batch_id: int,
+    reads: tuple[Offsets | None, Offsets | None],
+) -> BatchResult:
+    """The executors stage the batch (one task per partition), the driver commits it; staged again if
+    the stage lost rows in between (StagingMismatch)."""
+    for tries_left in range(STAGE_TRIES - 1, -1, -1):
+        sink.begin(query_id, batch_id)
+        staged = batch.rdd.mapPartitions(sink.stager(query_id, batch_id)).collect()
+        try:
+            return sink.commit(query_id, batch_id, staged, reads)
+        except StagingMismatch as exc:
+            if not tries_left:
+                raise
+            log.warning("%s; staging the batch again", exc)
+    raise AssertionError("unreachable")
 
 
 def make_batch_writer(
@@ -142,22 +190,19 @@ def make_batch_writer(
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         query_id = batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId") or "unknown"
-        rows = [tuple(r) for r in batch.collect()]
-        collected = time.monotonic()
         # Spark wrote offsets/<batch_id> before running the batch: the range it claims to read.
         reads = batch_offsets(checkpoint, batch_id) if checkpoint else (None, None)
-        result = sink.write(query_id, batch_id, rows, reads)
+        result = write_staged(sink, batch, query_id, batch_id, reads)
         log.info(
-            "batch %d: %d rows, %d inserted%s in %.0f ms (read %.0f ms, write %.0f ms)",
+            "batch %d: %d rows, %d inserted%s%s in %.0f ms",
             batch_id,
             result.staged,
             result.inserted,
             " (replay skipped)" if result.replayed else "",
+            f" ({result.retried_tasks} tasks retried)" if result.retried_tasks else "",
             (time.monotonic() - started) * 1000,
-            (collected - started) * 1000,
-            (time.monotonic() - collected) * 1000,
         )
-        if failpoint_fires(failpoint, rows, result.inserted):
+        if failpoint_fires(failpoint, result.run_ids, result.inserted):
             crash_once(FAILPOINT_MARKER)
 
     return write_batch

@@ -56,6 +56,9 @@ class Settings:
     kafka_properties: dict[str, str] = field(default_factory=lambda: dict(KAFKA_PROPERTIES))
     # Any other Kafka client setting, e.g. {"check.crcs": "false"}: set over kafka_properties.
     kafka_options: dict[str, str] = field(default_factory=dict)
+    # More Spark settings of the application (the role's spark_standalone_conf on a standalone cluster:
+    # executor sizes, task retries, the driver's address).
+    spark_conf: dict[str, str] = field(default_factory=dict)
 
     def kafka_client(self) -> dict[str, str]:
         """Every Kafka client setting of the source: the properties, then the options over them."""
@@ -95,12 +98,13 @@ class Settings:
             failpoint=_env("CHAOSBED_FAILPOINT", ""),
             kafka_properties=properties,
             kafka_options=options,
+            spark_conf=_json_object("CHAOSBED_SPARK_CONF", {}),
         )
 
 
 def _json_object(name: str, fallback: dict[str, str]) -> dict[str, str]:
-    """Environment variable `name`: a JSON object of Kafka client settings (names without `kafka.`);
-    unset or empty: the fallback."""
+    """Environment variable `name`: a JSON object of settings (Kafka client settings: names without
+    `kafka.`); unset or empty: the fallback."""
     text = _env(name, "")
     if not text:
         return dict(fallback)

@@ -83,6 +83,27 @@ CREATE TABLE IF NOT EXISTS sink_batch_reads (
     PRIMARY KEY (query_id, batch_id, execution)
 );
 
+-- What a micro-batch's tasks staged for the driver to move (spark_job/sink.py): each task replaces its
+-- Spark partition's rows in one transaction, the driver moves the batch into the sink and deletes them in
+-- the marker's transaction. Unlogged (no WAL for rows that live a second): a crash empties it, and the
+-- driver, finding fewer rows than the tasks reported, stages the batch again.
+CREATE UNLOGGED TABLE IF NOT EXISTS sink_stage (
+    query_id        text    NOT NULL,
+    batch_id        bigint  NOT NULL,
+    spark_partition integer NOT NULL,
+    run_id          text,
+    event_id        bigint,
+    topic           text,
+    kafka_partition integer,
+    kafka_offset    bigint,
+    produced_at_ms  bigint
+);
+CREATE INDEX IF NOT EXISTS sink_stage_batch_idx ON sink_stage (query_id, batch_id, spark_partition);
+-- Per execution of a batch: its tasks, and how many of them Spark ran more than once (a task retried
+-- after an executor loss) - a whole batch run again is a new execution instead.
+ALTER TABLE sink_batch_reads ADD COLUMN IF NOT EXISTS tasks integer;
+ALTER TABLE sink_batch_reads ADD COLUMN IF NOT EXISTS retried_tasks integer;
+
 -- The Kafka log as an audit read it after a run (tools validate): which event id of the run sits at
 -- each (partition, offset), and each partition's log start and end offsets when it was read.
 -- Unlogged: no WAL for millions of rows per audit (benchmarks/README.md: the audit rate); a crash
