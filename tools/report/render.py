@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 
+from tools.chaos.kinds import mechanism
 from tools.pgconn import redact_dsn
 from tools.recovery import FaultRecovery
 from tools.report import findings, plots, sections
@@ -89,7 +90,7 @@ def _faults(data: ReportData) -> list[dict[str, str]]:
                 "id": w.fault_id,
                 "kind": w.kind,
                 "target": w.target or "-",
-                "executor": f.executor or "-",
+                "executor": _executor(f.executor, w.kind, f.params),
                 "start": _rel_s(w.start_ms, data.start_ms),
                 "start_iso": iso_from_ms(w.start_ms),
                 "duration": fmt_s(duration) if duration is not None else "no end recorded",
@@ -105,6 +106,12 @@ def _faults(data: ReportData) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def _executor(executor: str | None, kind: str, params: dict[str, Any] | None) -> str:
+    """The executor and, where known, the mechanism that applied the fault (netem or its proxy equivalent)."""
+    how = mechanism(kind, params or {})
+    return f"{executor or '-'} ({how})" if how else executor or "-"
 
 
 def _with_observed(text: str, observed: list[str]) -> str:

@@ -106,6 +106,8 @@ class NetemUnit:
         ]
 
     def undo(self, engine: Engine, spec: dict[str, Any], fault_id: str) -> list[Step]:
+        if spec["op"] in proxy.UNIT.undo_ops:
+            return proxy.UNIT.undo(engine, spec, fault_id)
         cid, dev, cmds = spec["container_id"], spec["dev"], spec["cmds"]
 
         def do(calls: list[str], _stop: threading.Event) -> None:

@@ -7,6 +7,9 @@ has the recipe for adding one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from tools.chaos.kinds import disk, iptables, lifecycle, netem, proxy, stress
 from tools.chaos.kinds.base import Kind
 from tools.chaos.kinds.params import FaultError
@@ -35,6 +38,26 @@ def get(name: str) -> Kind:
     return REGISTRY[name]
 
 
+# What applies each family's faults, as the report names it.
+_MECHANISMS = {
+    "lifecycle": "Docker API",
+    "iptables": "iptables",
+    "netem": "tc netem",
+    "stress": "stress-ng",
+    "disk": "ballast file",
+    "proxy": "Toxiproxy",
+}
+
+
+def mechanism(kind: str, params: Mapping[str, Any]) -> str:
+    """How a fault was applied: Toxiproxy for the proxy kinds and netem's `via: proxy`, else its family's
+    mechanism; "" for a kind this version does not know (an old or foreign timeline)."""
+    if kind not in REGISTRY:
+        return ""
+    family = "proxy" if params.get("via") == "proxy" else REGISTRY[kind].family
+    return _MECHANISMS.get(family, family)
+
+
 __all__ = [
     "CONFLICT_GROUPS",
     "DISRUPTIVE_KINDS",
@@ -47,4 +70,5 @@ __all__ = [
     "FaultError",
     "Kind",
     "get",
+    "mechanism",
 ]
