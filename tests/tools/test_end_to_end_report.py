@@ -14,13 +14,11 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import psycopg2
-from fixtures.chromium import dump_dom, layout, screenshot
+from fixtures.chromium import assert_report_page_renders
 from fixtures.cli import popen_tools, run_tools
 from fixtures.kafka import KafkaBroker
 from fixtures.sink import SinkEmulator
-from PIL import Image
 
 from tools import ranges
 from tools.ledger import load_ledger
@@ -111,34 +109,5 @@ def test_recovery_is_measured_on_a_real_run(
     assert res.returncode == 0, res.stderr
     page = run_dir / "RESILIENCE_REPORT.html"
     assert res.stdout.split() == [str(run_dir / "RESILIENCE_REPORT.md"), str(page)]
-    assert_html_report_renders(page, tmp_path / "shot.png")
-
-
-WIDTH = 1280
-HEADINGS = ("2. Chaos scenarios", "What each component did", "Kafka brokers and controllers",
-            "4.2 Checkpointing and state", "4.3 Idempotent sink writes", "6. Findings",
-            "7. Conclusion")  # fmt: skip
-
-
-def assert_html_report_renders(page: Path, shot: Path) -> None:
-    """Headings in the DOM, nothing fetched from elsewhere, and every plot drawn (pixels in its box vary)."""
-    dom = dump_dom(page)
-    headings = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h[1-4]>(.*?)</h[1-4]>", dom)]
-    for title in HEADINGS:
-        assert title in headings, headings
+    dom = assert_report_page_renders(page, tmp_path / "shot.png")
     assert "this run saved no Prometheus metrics" in dom  # no Prometheus here: one line says so
-    assert (
-        not re.search(r"""(src|href)=["']?(https?:|//)""", dom)
-        and "<script" not in dom
-        and "<link" not in dom
-    )
-    sources = re.findall(r'<img src="([^"]*)"', dom)
-    assert len(sources) >= 3 and all(s.startswith("data:image/png;base64,") for s in sources), sources
-    height, boxes = layout(page, WIDTH)
-    assert len(boxes) == len(sources)
-    image = np.asarray(Image.open(screenshot(page, shot, WIDTH, height)).convert("L"), dtype=float)
-    for box in boxes:
-        assert box.natural_width > 0, box  # decoded
-        region = image[box.top + 2 : box.top + box.height - 2, box.left + 2 : box.left + box.width - 2]
-        assert region.size > 100 * 100, box
-        assert region.std() > 10 and (region < 200).mean() > 0.01, (box, region.std())  # drawn, not blank
