@@ -59,8 +59,9 @@ def _rel(secs: list[float], t0_ms: int) -> list[float]:
     return [(sec * 1000 - t0_ms) / 1000 for sec in secs]
 
 
-def _save(fig: plt.Figure, path: Path) -> str:
-    fig.tight_layout()
+def _save(fig: plt.Figure, path: Path, tight: bool = True) -> str:
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path.name
@@ -209,9 +210,8 @@ def plot_fault_signals(
     panels = [s for s in signals if any(x.between(a, b) for x in s.series)]
     if not panels:
         return None
-    fig, axes = plt.subplots(
-        len(panels), 1, figsize=(11, 1.3 + 1.5 * len(panels)), sharex=True, squeeze=False
-    )
+    height = 1.3 + 1.5 * len(panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, height), sharex=True, squeeze=False)
     for i, (ax, sig) in enumerate(zip(axes[:, 0], panels, strict=True)):
         rows = [(sig.series_name(x), x.between(a, b)) for x in sig.series]
         if len(rows) > SERIES_PER_PANEL:
@@ -235,7 +235,9 @@ def plot_fault_signals(
     axes[-1, 0].set_xlabel(
         f"seconds since {w.fault_id.rsplit('/', 1)[-1]} began ({w.kind} of {w.target or '-'})"
     )
-    return _save(fig, out_dir / SIGNALS_PNG.format(fault=_file_part(w.fault_id)))
+    # Fixed margins instead of tight_layout: a third of the time per figure, and one per fault adds up.
+    fig.subplots_adjust(left=0.07, right=0.78, top=1 - 0.3 / height, bottom=0.6 / height, hspace=0.5)
+    return _save(fig, out_dir / SIGNALS_PNG.format(fault=_file_part(w.fault_id)), tight=False)
 
 
 def _overlaps(f: Fault, a_ms: int, b_ms: int, end_ms: int) -> bool:
