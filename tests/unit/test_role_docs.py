@@ -8,7 +8,17 @@ import pytest
 import yaml
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
-DOCUMENTED = ("capped_volume", "docker_engine", "images", "kafka", "postgres", "spark", "producer", "toxiproxy")
+DOCUMENTED = (
+    "capped_volume",
+    "docker_engine",
+    "images",
+    "kafka",
+    "postgres",
+    "spark",
+    "spark_cluster",
+    "producer",
+    "toxiproxy",
+)
 
 
 def _spec_options(role: str) -> dict[str, dict]:
