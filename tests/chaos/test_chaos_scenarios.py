@@ -232,7 +232,7 @@ def test_shipped_scenarios_are_valid(name: str) -> None:
 def test_shipped_scenario_shapes() -> None:
     cfg = ChaosConfig()
     default = load_scenario(REPO / "scenarios" / "default.yml", cfg).schedule
-    assert 6 * 60_000 <= default.phase_ms <= 10 * 60_000
+    assert 6 * 60_000 <= default.phase_ms <= 20 * 60_000  # every kind once, spaced: about 17 min
     ci = load_scenario(REPO / "scenarios" / "ci.yml", cfg).schedule
     assert ci.phase_ms <= 4 * 60_000
     kinds = {a.kind for a in ci.actions}
