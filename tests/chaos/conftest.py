@@ -83,6 +83,8 @@ class Bed:
             CHAOSBED_LABEL_NAMESPACE=self.ns,
             CHAOSBED_RUNS_ROOT=str(self.runs_dir),
             CHAOSBED_BROKER_PREFIX="kafka",
+            # Never the pipeline's Toxiproxy (`restore --all` sweeps toxics): a closed port, unless set.
+            CHAOSBED_TOXIPROXY_URL="http://127.0.0.1:9",
             PYTHONPATH=str(REPO),
         )
         env.update(self.extra_env)

@@ -250,6 +250,18 @@ def test_sigkilled_injector_leaves_toxics_that_restore_removes(pbed: ProxyBed) -
     assert pbed.round_trip_ms(1) < 1000
 
 
+def test_restore_all_sweeps_toxics_a_lost_journal_left(pbed: ProxyBed) -> None:
+    fault = "kind: proxy bandwidth, target: server, at: 0s, duration: 5m, rate: 10"
+    proc, rdir = during(pbed, fault, "lost")
+    pbed.bed.kill_hard(proc)
+    (rdir / "chaos-journal.jsonl").unlink()
+    assert len(pbed.toxics()) == 1
+    swept = pbed.bed.cli("restore", "--all")
+    assert swept.returncode == 0, swept.stderr
+    assert f"toxiproxy {PROXY}: toxic chaosbed_" in swept.stdout
+    assert pbed.toxics() == []
+
+
 @pytest.mark.parametrize(
     ("fault", "problem"),
     [

@@ -23,6 +23,7 @@ from tools.chaos.journal import Journal, now_ms, open_intents, pumba_processes, 
 from tools.chaos.outcome import RESTORED_AFTER_CRASH, FaultFailed, FaultOutcome, TargetVanished
 from tools.chaos.rules import sweep_rules
 from tools.chaos.sidecar import Sidecar, remove_sidecars
+from tools.chaos.toxiproxy import sweep_toxics
 from tools.chaos.undo import undo
 from tools.errors import EXIT_BAD_INPUT, ToolError
 from tools.run.layout import JOURNAL_FILE, LOCK_FILE
@@ -215,6 +216,7 @@ def restore_all(client: docker.DockerClient, cfg: ChaosConfig) -> list[RestoreRe
             except NotFound:
                 pass
     sweep.rules_swept = _sweep_rules(client, cfg, active)
+    sweep.rules_swept += sweep_toxics(cfg.toxiproxy_url, active)
     reports.append(sweep)
     return reports
 

@@ -105,3 +105,22 @@ class ApiError(FaultFailed):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status = status
+
+
+def sweep_toxics(url: str, active_runs: set[str]) -> list[str]:
+    """Safety net for a lost journal (`restore --all`): delete chaosbed's toxics on every proxy, except
+    those of runs still in progress. No Toxiproxy answering: nothing to sweep."""
+    api = ToxiproxyApi(url)
+    keep = tuple(f"{TOXIC_PREFIX}{_UNSAFE.sub('_', run)}_" for run in active_runs)
+    swept: list[str] = []
+    try:
+        proxies = api.proxies()
+    except FaultFailed:
+        return swept
+    for proxy in sorted(proxies):
+        for toxic in api.toxics(proxy):
+            name = str(toxic.get("name", ""))
+            if name.startswith(TOXIC_PREFIX) and not name.startswith(keep or ("\0",)):
+                api.delete_toxic(proxy, name)
+                swept.append(f"toxiproxy {proxy}: toxic {name}")
+    return swept
