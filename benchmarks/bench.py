@@ -23,6 +23,10 @@ Sections (each skippable; results of sections skipped today are kept from today'
    Long (each run is a whole CI experiment); leaves the pipeline on the safe profile.
 7. soak: scenarios/random.yml for --soak-minutes at --soak-rate with a fixed seed (benchmarks/soak.py):
    zero anomalies, and each container's memory and each table's size at the start and the end.
+9. diskfull: recovery after a full disk of one broker (benchmarks/diskfull.py): a `disk fill` with free: 0
+   on a broker's capped log dir for --diskfull-seconds, --diskfull-repeats times round robin over the brokers,
+   in one experiment; recovery from the fault's start and after the space returned, what the broker did,
+   and nothing acknowledged lost.
 
 Needs the safe pipeline (`ansible-playbook playbooks/site.yml`): with Spark on an unsafe profile it
 stops at once and says so.
@@ -57,7 +61,7 @@ import yaml  # noqa: E402
 from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from benchmarks import catch_rate, recovery_plan, soak  # noqa: E402
+from benchmarks import catch_rate, diskfull, recovery_plan, soak  # noqa: E402
 from benchmarks.bare_produce import bare_rate  # noqa: E402
 from spark_job.sink import PostgresSink, Row  # noqa: E402
 from tools import ranges  # noqa: E402
@@ -808,6 +812,8 @@ def table_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows += _recovery_rows(res["recovery"])
     if res.get("profiles"):
         rows += catch_rate.table_rows(res["profiles"])
+    if res.get("diskfull"):
+        rows += _recovery_rows(res["diskfull"]) + diskfull.table_rows(res["diskfull"])
     soak_res = res.get("soak")
     if soak_res:
         anomalies = sum(soak_res.get(key) or 0 for key in ("missing", "duplicate", "extra"))
@@ -882,7 +888,7 @@ def spark_settings() -> dict[str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in ("kafka", "postgres", "e2e", "latency", "recovery", "profiles", "soak"):
+    for name in ("kafka", "postgres", "e2e", "latency", "recovery", "profiles", "soak", "diskfull"):
         ap.add_argument(f"--skip-{name}", action="store_true")
     ap.add_argument("--kafka-count", type=int, default=300_000)
     ap.add_argument("--pg-batches", type=int, default=10)
@@ -906,6 +912,8 @@ def main() -> None:
     ap.add_argument("--soak-rate", type=int, default=5000)
     ap.add_argument("--soak-seed", type=int, default=7)
     ap.add_argument("--profile-runs", type=int, default=5, help="CI experiments per profile (profiles)")
+    ap.add_argument("--diskfull-seconds", type=float, default=60, help="how long each broker disk is full")
+    ap.add_argument("--diskfull-repeats", type=int, default=3, help="full disks, one broker at a time")
     ap.add_argument("--keep-runs", action="store_true", help="keep run dirs under runs/bench-<time>/")
     ap.add_argument("--fresh", action="store_true", help="do not merge into today's earlier results")
     args = ap.parse_args()
@@ -981,6 +989,17 @@ def main() -> None:
                     args.soak_seed,
                 )
             )
+            write_results(res, day)
+        if not args.skip_diskfull:
+            scenario = root / "diskfull.yml"
+            plan = diskfull.scenario(args.diskfull_seconds, args.diskfull_repeats)
+            scenario.write_text(yaml.safe_dump(plan, sort_keys=False))
+            times = f"{args.diskfull_seconds:g} s, {args.diskfull_repeats} times"
+            log(f"diskfull: a broker's log dir full for {times}")
+            section = bench_recovery(root, scenario, args.recovery_rate)
+            section["seconds"] = args.diskfull_seconds
+            section["observed"] = diskfull.observed(root / section["run_id"])
+            res["diskfull"] = stamp(section)
             write_results(res, day)
     jp, mp = write_results(res, day)
     print(mp.read_text())
