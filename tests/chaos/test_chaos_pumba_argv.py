@@ -198,8 +198,15 @@ def test_disk_fill_is_refused() -> None:
         argv({"kind": "disk fill", "duration": "5s", "free": 0})
 
 
+def test_kill_executor_is_refused() -> None:
+    # Pumba acts on whole containers: refused before anything runs (the CLI turns it into exit 2).
+    with pytest.raises(PumbaMappingError, match="Pumba acts on whole containers"):
+        argv({"kind": "kill-executor"})
+
+
 def test_every_kind_is_mapped() -> None:
     from tools.chaos.faults import KINDS
 
-    mapped = {c[0]["kind"] for c in CASES} | {"iptables partition", "stress", "disk fill"} | set(PROXY_KINDS)
+    refused = {"disk fill", "kill-executor", *PROXY_KINDS}
+    mapped = {c[0]["kind"] for c in CASES} | {"iptables partition", "stress"} | refused
     assert mapped == set(KINDS)

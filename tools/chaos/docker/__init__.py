@@ -3,7 +3,7 @@ kinds through the Docker Engine API and sidecars. Register a new family's unit i
 
 from __future__ import annotations
 
-from tools.chaos.docker import disk, iptables, lifecycle, netem, proxy, stress
+from tools.chaos.docker import disk, iptables, lifecycle, netem, proxy, spark, stress
 from tools.chaos.docker.unit import DockerUnit
 
 UNITS: tuple[DockerUnit, ...] = (
@@ -13,6 +13,7 @@ UNITS: tuple[DockerUnit, ...] = (
     stress.UNIT,
     disk.UNIT,
     proxy.UNIT,
+    spark.UNIT,
 )
 BY_KIND: dict[str, DockerUnit] = {kind: unit for unit in UNITS for kind in unit.kinds}
 BY_UNDO_OP: dict[str, DockerUnit] = {op: unit for unit in UNITS for op in unit.undo_ops}

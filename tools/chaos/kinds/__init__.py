@@ -10,13 +10,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tools.chaos.kinds import disk, iptables, lifecycle, netem, proxy, stress
+from tools.chaos.kinds import disk, iptables, lifecycle, netem, proxy, spark, stress
 from tools.chaos.kinds.base import Kind
 from tools.chaos.kinds.params import FaultError
 
 REGISTRY: dict[str, Kind] = {
     kind.name: kind
-    for kind in (*lifecycle.KINDS, *iptables.KINDS, *netem.KINDS, *stress.KINDS, *disk.KINDS, *proxy.KINDS)
+    for kind in (
+        *lifecycle.KINDS,
+        *iptables.KINDS,
+        *netem.KINDS,
+        *stress.KINDS,
+        *disk.KINDS,
+        *proxy.KINDS,
+        *spark.KINDS,
+    )
 }
 
 KINDS = tuple(REGISTRY)
@@ -46,6 +54,7 @@ _MECHANISMS = {
     "stress": "stress-ng",
     "disk": "ballast file",
     "proxy": "Toxiproxy",
+    "spark": "signal in the worker",
 }
 
 

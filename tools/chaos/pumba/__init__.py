@@ -3,11 +3,19 @@ argv; register a new family's unit in UNITS."""
 
 from __future__ import annotations
 
-from tools.chaos.pumba import disk, iptables, lifecycle, netem, proxy, stress
+from tools.chaos.pumba import disk, iptables, lifecycle, netem, proxy, spark, stress
 from tools.chaos.pumba.unit import PumbaMappingError, PumbaUnit
 from tools.chaos.schedule import Action
 
-UNITS: tuple[PumbaUnit, ...] = (lifecycle.UNIT, iptables.UNIT, netem.UNIT, stress.UNIT, disk.UNIT, proxy.UNIT)
+UNITS: tuple[PumbaUnit, ...] = (
+    lifecycle.UNIT,
+    iptables.UNIT,
+    netem.UNIT,
+    stress.UNIT,
+    disk.UNIT,
+    proxy.UNIT,
+    spark.UNIT,
+)
 BY_KIND: dict[str, PumbaUnit] = {kind: unit for unit in UNITS for kind in unit.kinds}
 GLOBAL_FLAGS = ["--log-level", "info", "--json"]
 

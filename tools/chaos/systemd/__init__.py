@@ -3,7 +3,7 @@ and restore guarantees. One unit per kind family; register a new family's unit i
 
 from __future__ import annotations
 
-from tools.chaos.systemd import disk, iptables, lifecycle, netem, proxy, stress
+from tools.chaos.systemd import disk, iptables, lifecycle, netem, proxy, spark, stress
 from tools.chaos.systemd.unit import SystemdUnit
 
 UNITS: tuple[SystemdUnit, ...] = (
@@ -13,6 +13,7 @@ UNITS: tuple[SystemdUnit, ...] = (
     stress.UNIT,
     disk.UNIT,
     proxy.UNIT,
+    spark.UNIT,
 )
 BY_KIND: dict[str, SystemdUnit] = {kind: unit for unit in UNITS for kind in unit.kinds}
 BY_UNDO_OP: dict[str, SystemdUnit] = {op: unit for unit in UNITS for op in unit.undo_ops}
