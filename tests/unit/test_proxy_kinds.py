@@ -12,7 +12,10 @@ from tools.chaos.faults import parse_fault
 from tools.chaos.kinds import FaultError, mechanism
 from tools.chaos.kinds.netem import proxy_rate
 from tools.chaos.schedule import Action
+from tools.chaos.systemd.executor import check_vm_schedule
 from tools.chaos.toxiproxy import select, toxic_name
+from tools.chaos.vm_hosts import VmHost
+from tools.errors import ToolError
 
 PIPELINE = [
     *(f"{client}--kafka-{n}" for client in ("brokers", "producer", "spark") for n in (1, 2, 3)),
@@ -104,3 +107,12 @@ def test_mechanism_names_what_applied_the_fault() -> None:
     assert mechanism("netem delay", {}) == "tc netem"
     assert mechanism("kill", {}) == "Docker API"
     assert mechanism("no such kind", {}) == ""
+
+
+def test_the_vm_target_refuses_proxy_faults_before_anything_runs() -> None:
+    fault = parse_fault(1, {"kind": "proxy latency", "target": "kafka-1", "at": "0s", "duration": "5s"})
+    hosts = {"kafka-1": VmHost(service="kafka-1", ssh_host="192.0.2.1", unit="kafka")}
+    with pytest.raises(ToolError, match="no Toxiproxy on the VM target's paths") as raised:
+        check_vm_schedule([fault], hosts, "s.yml")
+    assert raised.value.exit_code == 2
+    check_vm_schedule([fault], {}, "s.yml")  # a container target: fine
