@@ -422,6 +422,11 @@ def test_dry_run_prints_the_ssh_command_lines_and_changes_nothing(vmbed: VmBed) 
             None,
             "must both be systemd hosts or both containers",
         ),
+        (
+            "- {kind: disk fill, target: svc-kill, at: 0s, duration: 5s}\n",
+            None,
+            "disk fill on a VM needs 'volume'",
+        ),
     ],
 )
 def test_refused_before_anything_is_touched(vmbed: VmBed, scenario: str, hosts_extra, message: str) -> None:
@@ -460,3 +465,27 @@ def test_bad_hosts_files_are_one_line_errors(bed: Any, text: str, message: str) 
 def test_restore_refuses_hosts_without_all(bed: Any) -> None:
     result = bed.cli("restore", "--run-dir", str(bed.tmp), "--hosts", str(bed.tmp / "h.yml"))
     assert result.returncode == 2 and "--hosts goes with --all" in result.stderr
+
+
+def test_disk_fill_on_a_host_fills_the_volume_and_restore_removes_the_ballast(vmbed: VmBed) -> None:
+    # A filesystem of its own on the VM (a tmpfs: the VM containers have no loop devices).
+    a = vmbed.a
+    mount = "mkdir -p /cbt-data && (mountpoint -q /cbt-data || mount -t tmpfs -o size=32m tmpfs /cbt-data)"
+    assert a.sh(mount)[0] == 0
+    try:
+        proc, run_dir, _ = vmbed.start_run(
+            "fill", "- {kind: disk fill, target: svc-kill, volume: /cbt-data, at: 0s, duration: 60s}\n", 1
+        )
+        vmbed.bed.kill_hard(proc)
+        assert a.sh("ls -A /cbt-data")[1].split() == [".chaosbed-ballast-fill-01-svc-kill"]
+        code, out = a.sh("dd if=/dev/zero of=/cbt-data/more bs=64k count=16 2>&1")
+        assert code != 0 and "No space left on device" in out
+        first = vmbed.bed.cli("restore", "--run-dir", str(run_dir))
+        assert first.returncode == 0, first.stderr
+        assert a.sh("ls -A /cbt-data")[1].split() == ["more"]
+        [line] = vmbed.bed.timeline(run_dir)
+        assert (line["kind"], line["outcome"]) == ("disk fill", "restored-after-crash")
+        assert "observed: cb-kill.service active (running)" in line["call"]
+        vmbed.assert_healthy()
+    finally:
+        a.sh("umount /cbt-data; rmdir /cbt-data")
