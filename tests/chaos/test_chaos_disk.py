@@ -14,6 +14,8 @@ import pytest
 import yaml
 from fixtures.images import VERSIONS_FILE
 
+from tools.run.layout import JOURNAL_FILE
+
 pytestmark = pytest.mark.docker
 
 MiB = 1024 * 1024
@@ -139,6 +141,15 @@ def test_sigkill_of_the_injector_leaves_the_ballast_and_restore_removes_it(bed, 
     assert again.returncode == 0, again.stderr
     assert len(bed.timeline(run_dir)) == 1 and bed.state("t")["Running"]
     assert "exit=0" in write(bed, "t", "/data/more", 32).stdout
+
+
+def test_restore_all_sweeps_a_ballast_whose_journal_is_lost(bed, capped: Path) -> None:
+    run_dir = _fill_whose_injector_was_killed(bed, capped)
+    (run_dir / JOURNAL_FILE).unlink()
+    assert len(ballasts(capped)) == 1
+    result = bed.cli("restore", "--all")
+    assert result.returncode == 0, result.stderr
+    assert ballasts(capped) == []
 
 
 @pytest.mark.parametrize(

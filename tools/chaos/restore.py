@@ -19,6 +19,7 @@ import docker
 from docker.errors import NotFound
 
 from tools.chaos.config import RULE_COMMENT_PREFIX, ChaosConfig
+from tools.chaos.docker.disk import sweep_ballasts
 from tools.chaos.journal import Journal, now_ms, open_intents, pumba_processes, read_journal
 from tools.chaos.outcome import RESTORED_AFTER_CRASH, FaultFailed, FaultOutcome, TargetVanished
 from tools.chaos.rules import sweep_rules
@@ -217,6 +218,7 @@ def restore_all(client: docker.DockerClient, cfg: ChaosConfig) -> list[RestoreRe
                 pass
     sweep.rules_swept = _sweep_rules(client, cfg, active)
     sweep.rules_swept += sweep_toxics(cfg.toxiproxy_url, active)
+    sweep.rules_swept += sweep_ballasts(client, cfg, active)
     reports.append(sweep)
     return reports
 

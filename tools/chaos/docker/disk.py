@@ -175,6 +175,25 @@ def _start_if_exited(engine: Engine, cid: str, state: dict[str, Any] | None, cal
     engine.call(calls, f"POST /containers/{cid[:12]}/start", engine.client.api.start, cid)
 
 
+def sweep_ballasts(client: docker.DockerClient, cfg: ChaosConfig, active: set[str]) -> list[str]:
+    """`restore --all`, for a lost journal: remove every ballast in the writable volumes of every managed
+    container (running or not: a full disk may have stopped it), except those of runs still in progress."""
+    keep = tuple(ballast_name(f"{run}/") for run in active)
+    removed: list[str] = []
+    listed = client.containers.list(
+        all=True, filters={"label": f"{cfg.managed_label}=true"}, ignore_removed=True
+    )
+    for container in listed:
+        for mount in writable_mounts(container.attrs):
+            source = mount.get("Source") or ""
+            names = os.listdir(source) if os.path.isdir(source) else []
+            for name in sorted(n for n in names if n.startswith(ballast_name("")) and not n.startswith(keep)):
+                calls: list[str] = []
+                _remove_ballast(os.path.join(source, name), calls)
+                removed += [f"{container.name}: {call}" for call in calls]
+    return removed
+
+
 class DiskUnit:
     kinds = ("disk fill",)
     undo_ops = ("disk-fill",)
