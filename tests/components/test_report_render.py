@@ -284,8 +284,8 @@ def test_component_signals_per_fault(full_run: Path, fresh_pg_dsn: str) -> None:
     kafka = chaos.split("#### Kafka brokers and controllers")[1].split("#### ")[0]
     assert "- **f1** `kafka-outage` of kafka-1 at +60.0 s for 10.0 s:" in kafka
     assert (
-        "Kafka brokers and controllers: under-replicated partitions rose from 0 to 2 (2.0 s after the "
-        "start); back 18.0 s after the start (8.0 s after the fault ended)."
+        "Kafka brokers and controllers: under-replicated partitions 0 → 2 from +2.0 s, back at +18.0 s "
+        "(8.0 s after the fault ended)."
     ) in kafka
     assert "PostgreSQL: no signal left its level (unchanged: connections)." in kafka
     assert "](signals-f1.png)" in kafka

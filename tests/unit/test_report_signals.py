@@ -52,8 +52,7 @@ def test_reaction_rises_and_returns(tmp_path: Path) -> None:
     assert (r.level, r.extreme, r.departed_ms, r.back_ms) == (0.0, 2.0, ms(2), ms(20))
     text = r.describe(ms(0), ms(10))
     assert text == (
-        "under-replicated partitions rose from 0 to 2 (2.0 s after the start); "
-        "back 20.0 s after the start (10.0 s after the fault ended)"
+        "under-replicated partitions 0 → 2 from +2.0 s, back at +20.0 s (10.0 s after the fault ended)"
     )
 
 
@@ -67,7 +66,7 @@ def test_noise_is_not_a_reaction_but_a_stall_is(tmp_path: Path) -> None:
     assert react(m.signals["pg_commits_per_second"], ms(0), ms(10)) is None
     r = react(m.signals["spark_processed_rows_per_second"], ms(0), ms(10))
     assert r is not None and r.extreme == 0 and r.departed_ms == ms(2) and r.back_ms == ms(12)
-    assert "Spark processed rate fell from 998/s to 0/s" in r.describe(ms(0), ms(10))
+    assert "Spark processed rate 998/s → 0/s from +2.0 s, back at +12.0 s" in r.describe(ms(0), ms(10))
 
 
 def test_no_reaction_without_data_before_the_fault(tmp_path: Path) -> None:
@@ -87,7 +86,7 @@ def test_what_each_component_did(tmp_path: Path) -> None:
     assert m is not None
     lines = {c.component: c.text for c in what_components_did(m, ms(0), ms(10))}
     assert set(lines) == {"kafka", "postgres"}  # no signal of spark or the producer; chaos is not a component
-    assert lines["kafka"].startswith("under-replicated partitions rose from 0 to 2")
+    assert lines["kafka"].startswith("under-replicated partitions 0 → 2 from +2.0 s")
     assert lines["postgres"] == "no signal left its level (unchanged: connections)."
 
 
@@ -125,8 +124,7 @@ def test_event_rates_are_counted(tmp_path: Path) -> None:
     r = react(m.signals["kafka_leader_elections_per_second"], ms(0), ms(10))
     assert r is not None and r.events is not None and round(r.events, 6) == 2.0
     assert r.describe(ms(0), ms(10)) == (
-        "2 partition leaderships moved from 2.0 s after the start (peak 0.2/s); "
-        "back 12.0 s after the start (2.0 s after the fault ended)"
+        "2 partition leaderships moved from +2.0 s, back at +12.0 s (2.0 s after the fault ended)"
     )
 
 

@@ -1,8 +1,9 @@
 """What each component did around a fault, and the report's findings, derived from the run's data only.
 
-A signal "reacted" to a fault when, from the fault's start to AFTER_S after its end, its value (summed over
-its series) left the band around its level in the PRE_S before the start: the band is the larger of three
-median absolute deviations and a quarter of that level, so a noisy rate does not count as a reaction.
+A signal "reacted" to a fault when, from the fault's start to its horizon (AFTER_S after its end, or the
+next fault's start if that comes sooner), its value (summed over its series) left the band around its
+level in the PRE_S before the start: the band is the larger of three median absolute deviations and a
+quarter of that level, so a noisy rate does not count as a reaction.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from tools.recovery import service_of
 from tools.report.signals import KEY_SIGNALS, Metrics, Signal
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tools.report.data import ReportData
     from tools.run.timeline import Fault
 
-PRE_S = 30  # the signal's level before a fault: its median over this many seconds before the start
-AFTER_S = 60  # a reaction is looked for until this many seconds after the fault's end
+PRE_S = 10  # the signal's level before a fault: its median over this many seconds before the start
+AFTER_S = 60  # a reaction is looked for until this many seconds after the fault's end (or the next fault)
 
 # The components of the report, in the seed's order, and the services (target without number) of each.
 COMPONENT_TITLES = {
@@ -41,6 +44,23 @@ def component_of(target: str) -> str:
     return "other"
 
 
+def horizon_ms(faults: Sequence[Fault], fault: Fault, end_ms: int, stop_ms: int | None = None) -> int:
+    """Until when a reaction counts as this fault's: AFTER_S after its end, the start of the next fault
+    that begins after it ends (an overlapping one's effect cannot be told apart), or when the producer
+    stopped for good (`stop_ms`: the pipeline then drains and idles), whichever is soonest."""
+    later = [f.window.start_ms for f in faults if f.window.start_ms > end_ms and f is not fault]
+    if stop_ms is not None and stop_ms > end_ms:
+        later.append(stop_ms)
+    return min([end_ms + AFTER_S * 1000, *later])
+
+
+def fault_horizon(data: ReportData, fault: Fault) -> int:
+    """horizon_ms for one of the run's faults: the applied faults, and the producer's last record."""
+    end = fault.window.end_ms if fault.window.end_ms is not None else data.end_ms
+    stop = max((s.last_ms for s in data.ledger.sessions), default=None) if data.ledger is not None else None
+    return horizon_ms([f for f in data.faults if f.applied], fault, end, stop)
+
+
 @dataclass(frozen=True)
 class Reaction:
     signal: Signal
@@ -48,29 +68,36 @@ class Reaction:
     extreme: float  # the value furthest from that level
     departed_ms: int  # first point outside the band
     extreme_ms: int
-    back_ms: int | None  # first point back inside the band after the extreme; None: not within the window
+    back_ms: int | None  # first point back inside the band after the extreme; None: not by the horizon
+    horizon_ms: int
     events: float | None = None  # EVENT_NOUNS signals: the rate integrated from departure to back
 
     def describe(self, start_ms: int, end_ms: int) -> str:
-        went = "rose" if self.extreme > self.level else "fell"
+        """E.g. "under-replicated partitions 0 → 60 from +3.5 s, back at +31.5 s (15.4 s after the fault
+        ended)";
+        +N s: seconds after the fault began."""
+        unit = self.signal.unit
         if self.events is not None and self.level == 0:
-            noun, since = EVENT_NOUNS[self.signal.name], _after(self.departed_ms, start_ms)
-            peak = fmt_value(self.extreme, self.signal.unit)
-            text = f"{self.events:,.0f} {noun} from {since} the start (peak {peak}"
+            text = (
+                f"{self.events:,.0f} {EVENT_NOUNS[self.signal.name]} from {_plus(self.departed_ms, start_ms)}"
+            )
         else:
             text = (
-                f"{self.signal.label} {went} from {fmt_value(self.level, self.signal.unit)} to "
-                f"{fmt_value(self.extreme, self.signal.unit)} ({_after(self.departed_ms, start_ms)} the start"
+                f"{self.signal.label} {fmt_value(self.level, unit)} → {fmt_value(self.extreme, unit)} "
+                f"from {_plus(self.departed_ms, start_ms)}"
             )
-        if self.extreme_ms != self.departed_ms:
-            text += f", furthest {_after(self.extreme_ms, start_ms)}"
-        text += ")"
+            if self.extreme_ms != self.departed_ms:
+                text += f" (furthest at {_plus(self.extreme_ms, start_ms)})"
         if self.back_ms is None:
-            return text + f"; not back within {AFTER_S} s of the fault's end"
-        back = f"; back {_after(self.back_ms, start_ms)} the start"
+            return text + f", not back by {_plus(self.horizon_ms, start_ms)}"
+        text += f", back at {_plus(self.back_ms, start_ms)}"
         if self.back_ms > end_ms:
-            back += f" ({(self.back_ms - end_ms) / 1000:.1f} s after the fault ended)"
-        return text + back
+            text += f" ({(self.back_ms - end_ms) / 1000:.1f} s after the fault ended)"
+        return text
+
+
+def _plus(ms: int, start_ms: int) -> str:
+    return f"+{(ms - start_ms) / 1000:.1f} s"
 
 
 def _after(ms: int, start_ms: int) -> str:
@@ -81,15 +108,17 @@ UNIT_SUFFIX = {"count": "", "ratio": "", "per_second": "/s", "seconds": " s", "b
 
 
 def fmt_value(value: float, unit: str) -> str:
-    text = f"{value:,.0f}" if value == round(value) and abs(value) < 1e12 else f"{value:.3g}"
+    text = f"{value:,.0f}" if abs(value) >= 100 or value == round(value) else f"{value:.3g}"
     return text + UNIT_SUFFIX.get(unit, f" {unit}" if unit else "")
 
 
-def react(signal: Signal, start_ms: int, end_ms: int) -> Reaction | None:
-    """The signal's departure from its pre-fault level, or None (no data before the fault, or no change)."""
+def react(signal: Signal, start_ms: int, end_ms: int, until_ms: int | None = None) -> Reaction | None:
+    """The signal's departure from its pre-fault level by `until_ms` (default AFTER_S after the end), or
+    None (no data on both sides of the start, or no change)."""
+    until = end_ms + AFTER_S * 1000 if until_ms is None else until_ms
     total = signal.total()
     before = [v for t, v in total if start_ms - PRE_S * 1000 <= t <= start_ms]
-    during = [(t, v) for t, v in total if start_ms < t <= end_ms + AFTER_S * 1000]
+    during = [(t, v) for t, v in total if start_ms < t <= until]
     if not before or not during:
         return None
     level = median(before)
@@ -106,7 +135,7 @@ def react(signal: Signal, start_ms: int, end_ms: int) -> Reaction | None:
         after = [t for t, _ in during if t > departed]
         steps = [b - a for (a, _), b in zip(span, after, strict=False)]  # each point's time to the next
         events = sum(v * dt / 1000 for (_, v), dt in zip(span, steps, strict=False))
-    return Reaction(signal, level, extreme, departed, extreme_ms, back, events)
+    return Reaction(signal, level, extreme, departed, extreme_ms, back, until, events)
 
 
 # Rates of events: integrated over the reaction they give a count ("leadership of 2 partitions moved").
@@ -119,11 +148,18 @@ EVENT_NOUNS = {
 PANELS = 10  # at most this many signals in one fault's figure
 
 
-def panel_signals(metrics: Metrics, target: str, start_ms: int, end_ms: int) -> list[Signal]:
+def panel_signals(
+    metrics: Metrics, target: str, start_ms: int, end_ms: int, until_ms: int | None = None
+) -> list[Signal]:
     """A fault's figure: the key signals, then the other signals of the target's component that reacted."""
     key = [metrics.signals[n] for n in KEY_SIGNALS if n in metrics.signals]
     own = [s for s in metrics.of(component_of(target)) if s.name not in KEY_SIGNALS]
-    return (key + [s for s in own if react(s, start_ms, end_ms)])[:PANELS]
+    return (key + [s for s in own if react(s, start_ms, end_ms, until_ms)])[:PANELS]
+
+
+def _key_first(r: Reaction) -> tuple[int, int]:
+    rank = KEY_SIGNALS.index(r.signal.name) if r.signal.name in KEY_SIGNALS else len(KEY_SIGNALS)
+    return rank, r.departed_ms
 
 
 @dataclass(frozen=True)
@@ -132,20 +168,25 @@ class ComponentLine:
     text: str
 
 
-def what_components_did(metrics: Metrics, start_ms: int, end_ms: int) -> list[ComponentLine]:
-    """One line per component with its reacting signals; the unchanged ones, and those without data on
-    both sides of the fault's start (an exporter down, or not scraped yet), named at the end."""
+def what_components_did(
+    metrics: Metrics, start_ms: int, end_ms: int, until_ms: int | None = None
+) -> list[ComponentLine]:
+    """One line per component with its reacting signals (the key signals first); the unchanged ones, and
+    those without data on both sides of the fault's start (an exporter down, not scraped yet), at the end."""
+    until = end_ms + AFTER_S * 1000 if until_ms is None else until_ms
     lines = []
     for component in ("kafka", "spark", "postgres", "producer"):
-        moved, still, missing = [], [], []
+        reactions: list[Reaction] = []
+        still, missing = [], []
         for sig in metrics.of(component):
-            r = react(sig, start_ms, end_ms)
+            r = react(sig, start_ms, end_ms, until)
             if r is not None:
-                moved.append(r.describe(start_ms, end_ms))
-            elif _judged(sig, start_ms, end_ms):
+                reactions.append(r)
+            elif _judged(sig, start_ms, until):
                 still.append(sig.label)
             else:
                 missing.append(sig.label)
+        moved = [r.describe(start_ms, end_ms) for r in sorted(reactions, key=_key_first)]
         if not moved and not still:
             if missing:
                 lines.append(ComponentLine(component, f"no data around this fault ({', '.join(missing)})."))
@@ -159,11 +200,11 @@ def what_components_did(metrics: Metrics, start_ms: int, end_ms: int) -> list[Co
     return lines
 
 
-def _judged(signal: Signal, start_ms: int, end_ms: int) -> bool:
+def _judged(signal: Signal, start_ms: int, until_ms: int) -> bool:
     """Whether react() had points before the start and after it to compare."""
     times = [t for t, _ in signal.total()]
     before = any(start_ms - PRE_S * 1000 <= t <= start_ms for t in times)
-    return before and any(start_ms < t <= end_ms + AFTER_S * 1000 for t in times)
+    return before and any(start_ms < t <= until_ms for t in times)
 
 
 # How a finding names a fault of a kind (any other kind: "`kind` of target").
@@ -242,13 +283,17 @@ def report_findings(data: ReportData) -> list[str]:
             else:
                 parts.append(f"the pipeline was healthy again {r.recovery_s:.1f} s after the start")
         if data.metrics is not None and w.end_ms is not None:
-            first = [x for x in (react(s, w.start_ms, w.end_ms) for s in data.metrics.signals.values()
-                                 if s.component != "chaos") if x]  # fmt: skip
-            if first:
-                x = min(first, key=lambda x: x.departed_ms)
-                parts.append(
-                    f"first to react: {x.signal.label}, {_after(x.departed_ms, w.start_ms)} the start"
-                )
+            # The target's own component first: a noisy rate elsewhere is a weaker witness.
+            until = fault_horizon(data, f)
+            for signals in (data.metrics.of(component_of(w.target)), data.metrics.signals.values()):
+                first = [x for x in (react(s, w.start_ms, w.end_ms, until) for s in signals
+                                     if s.component != "chaos") if x]  # fmt: skip
+                if first:
+                    x = min(first, key=lambda x: x.departed_ms)
+                    parts.append(
+                        f"first to react: {x.signal.label}, {_after(x.departed_ms, w.start_ms)} the start"
+                    )
+                    break
         others = [o.window.fault_id.rsplit("/", 1)[-1] for o in applied if o is not f and _overlap(o, f)]
         if parts and others:
             parts.append(f"while {', '.join(others)} was also active (its effect included)")

@@ -17,7 +17,7 @@ from tools.pgconn import redact_dsn
 from tools.recovery import FaultRecovery
 from tools.report import findings, plots, sections
 from tools.report.data import ReportData
-from tools.report.findings import AFTER_S, PRE_S, panel_signals
+from tools.report.findings import AFTER_S, PRE_S, fault_horizon, panel_signals
 from tools.report.fmt import NOT_MEASURED, fmt_int, fmt_ms, fmt_rate, fmt_s
 from tools.run.clock import iso_from_ms
 from tools.run.layout import METRICS_DIR, REPORT_FILE
@@ -323,7 +323,12 @@ def build_context(
         "plots": plot_files,
         "metrics": None
         if data.metrics is None
-        else {"signals": fmt_int(len(data.metrics.signals)), "dir": METRICS_DIR},
+        else {
+            "signals": fmt_int(len(data.metrics.signals)),
+            "dir": METRICS_DIR,
+            "pre_s": PRE_S,
+            "after_s": AFTER_S,
+        },
         "components": sections.components(data, signal_plots or {}),
         "checkpoint": sections.checkpoint(data),
         "idempotent_sink": sections.idempotent_sink(data),
@@ -409,7 +414,8 @@ def write_report(data: ReportData) -> Path:
     if data.metrics is not None:
         for f in data.faults:
             end = f.window.end_ms if f.window.end_ms is not None else data.end_ms
-            signals = panel_signals(data.metrics, f.window.target, f.window.start_ms, end)
+            until = fault_horizon(data, f)
+            signals = panel_signals(data.metrics, f.window.target, f.window.start_ms, end, until)
             signal_plots[f.window.fault_id] = plots.plot_fault_signals(
                 out, f, signals, data.faults, PRE_S, AFTER_S, data.end_ms
             )

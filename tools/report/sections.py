@@ -8,7 +8,7 @@ from typing import Any
 
 from tools.recovery import FaultRecovery
 from tools.report.data import ReportData
-from tools.report.findings import COMPONENT_TITLES, component_of, what_components_did
+from tools.report.findings import COMPONENT_TITLES, component_of, fault_horizon, what_components_did
 from tools.report.fmt import NOT_MEASURED, fmt_int, fmt_rate, fmt_s
 from tools.run.timeline import Fault
 
@@ -56,9 +56,10 @@ def _fault_entry(data: ReportData, f: Fault, r: FaultRecovery | None, plot: str 
         what.append(f"outcome `{f.outcome}`: may not have been applied")
     did = []
     if data.metrics is not None and w.end_ms is not None:
+        until = fault_horizon(data, f)
         did = [
             f"{COMPONENT_TITLES[c.component]}: {c.text}"
-            for c in what_components_did(data.metrics, w.start_ms, w.end_ms)
+            for c in what_components_did(data.metrics, w.start_ms, w.end_ms, until)
         ]
     return {
         "id": w.fault_id.rsplit("/", 1)[-1],
