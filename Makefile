@@ -12,7 +12,8 @@ help: ## list the targets
 setup: $(VENV)/.installed ## install everything: venv, Docker engine, images (idempotent)
 	$(BIN)/ansible-playbook playbooks/setup.yml
 
-$(VENV)/.installed: pyproject.toml
+# Re-run when the host's Debian packages change too (scripts/bootstrap-host.sh), not only the Python ones.
+$(VENV)/.installed: pyproject.toml scripts/bootstrap-host.sh
 	./scripts/bootstrap-host.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
