@@ -92,6 +92,16 @@ def test_findings_and_the_html_page(rendered: Path, tmp_path: Path) -> None:
     assert "no `metrics/` directory" not in text
     assert "![Component signals around 01-kafka-2 (kill of kafka-2)" in text
     findings = text.split("## 6. Findings", 1)[1].split("\n## ", 1)[0]
-    assert re.search(r"Killing kafka-2 \(SIGKILL\) \(01-kafka-2\): .*first to react: ", findings), findings
+    kafka = line_of(text, "01-kafka-2", "Kafka brokers and controllers")
+    moved = re.search(r"(\d+) partition leaderships moved from \+([\d.]+) s", kafka)
+    short = re.search(r"under-replicated partitions 0 → (\d+) from \+[\d.]+ s, back at \+([\d.]+) s", kafka)
+    assert moved and short, kafka
+    # The finding says what a Kafka user asks first, with the numbers of the component line.
+    expected = (
+        f"leadership of {moved.group(1)} partitions moved from {moved.group(2)} s after the start; up to "
+        f"{short.group(1)} partitions under-replicated, all in sync again {short.group(2)} s after the start"
+    )
+    assert "Killing kafka-2 (SIGKILL) (01-kafka-2): stalled producer acknowledgements" in findings, findings
+    assert expected in findings, findings
     dom = assert_report_page_renders(rendered / "RESILIENCE_REPORT.html", tmp_path / "shot.png", min_images=4)
     assert dom.count('alt="Component signals around') == 2

@@ -235,6 +235,26 @@ def usual_ack_gap_s(data: ReportData) -> float | None:
     return max(b - a for a, b in pairwise(times)) / 1000
 
 
+def _kafka_facts(metrics: Metrics, start_ms: int, end_ms: int, until_ms: int) -> list[str]:
+    """What a Kafka user asks first: did leadership move, and when were all replicas in sync again."""
+    facts = []
+    moved = metrics.signals.get("kafka_leader_elections_per_second")
+    r = react(moved, start_ms, end_ms, until_ms) if moved is not None else None
+    if r is not None and r.events is not None and r.level == 0 and round(r.events) > 0:
+        facts.append(
+            f"leadership of {r.events:,.0f} partitions moved from {_after(r.departed_ms, start_ms)} the start"
+        )
+    short = metrics.signals.get("kafka_under_replicated_partitions")
+    r = react(short, start_ms, end_ms, until_ms) if short is not None else None
+    if r is not None and r.level == 0:
+        fact = f"up to {fmt_value(r.extreme, r.signal.unit)} partitions under-replicated"
+        if r.back_ms is None:
+            facts.append(f"{fact}, not all back in sync by {_plus(r.horizon_ms, start_ms)}")
+        else:
+            facts.append(f"{fact}, all in sync again {_after(r.back_ms, start_ms)} the start")
+    return facts
+
+
 def _overlap(a: Fault, b: Fault) -> bool:
     if a.window.end_ms is None or b.window.end_ms is None:
         return False
@@ -294,6 +314,7 @@ def report_findings(data: ReportData) -> list[str]:
                         f"first to react: {x.signal.label}, {_after(x.departed_ms, w.start_ms)} the start"
                     )
                     break
+            parts += _kafka_facts(data.metrics, w.start_ms, w.end_ms, until)
         others = [o.window.fault_id.rsplit("/", 1)[-1] for o in applied if o is not f and _overlap(o, f)]
         if parts and others:
             parts.append(f"while {', '.join(others)} was also active (its effect included)")
