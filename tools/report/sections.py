@@ -8,7 +8,13 @@ from typing import Any
 
 from tools.recovery import FaultRecovery
 from tools.report.data import ReportData
-from tools.report.findings import COMPONENT_TITLES, component_of, fault_horizon, what_components_did
+from tools.report.findings import (
+    COMPONENT_TITLES,
+    component_of,
+    fault_horizon,
+    own_ack_stall_s,
+    what_components_did,
+)
 from tools.report.fmt import NOT_MEASURED, fmt_int, fmt_rate, fmt_s
 from tools.run.timeline import Fault
 
@@ -34,15 +40,18 @@ def _commits_resumed_s(data: ReportData, end_ms: int | None) -> float | None:
     return None if first is None else (first * 1000 - end_ms) / 1000
 
 
-def _fault_entry(data: ReportData, f: Fault, r: FaultRecovery | None, plot: str | None) -> dict[str, Any]:
+def _fault_entry(
+    data: ReportData, f: Fault, r: FaultRecovery | None, plot: str | None, acks: list[int]
+) -> dict[str, Any]:
     w = f.window
     effect = data.effects.get(w.fault_id)
     facts = [f"at {(w.start_ms - data.start_ms) / 1000:+.1f} s"]
     if w.end_ms is not None:
         facts.append(f"for {fmt_s((w.end_ms - w.start_ms) / 1000)}")
     what = []
-    if effect is not None and data.ledger is not None and effect.longest_ack_gap_s is not None:
-        what.append(f"longest time without a producer acknowledgement {fmt_s(effect.longest_ack_gap_s)}")
+    stall = own_ack_stall_s(acks, w.start_ms, w.end_ms)
+    if stall is not None:
+        what.append(f"longest time without a producer acknowledgement that began during it {fmt_s(stall)}")
     if effect is not None and effect.rows_per_s is not None:
         what.append(f"sink commits during the fault {fmt_rate(effect.rows_per_s)}")
         resumed = _commits_resumed_s(data, w.end_ms)
@@ -77,6 +86,7 @@ def components(data: ReportData, signal_plots: dict[str, str | None]) -> list[di
     """Kafka, Spark, PostgreSQL, producer (and other targets, if any): their faults, what the data shows
     happened and how the pipeline recovered, with the component signals around each fault."""
     recoveries = {r.fault.fault_id: r for r in data.recoveries}
+    acks = sorted(a.ts_ms for a in data.ledger.acks) if data.ledger is not None else []
     out = []
     for key, title in COMPONENT_TITLES.items():
         faults = [f for f in data.faults if component_of(f.window.target) == key]
@@ -103,7 +113,7 @@ def components(data: ReportData, signal_plots: dict[str, str | None]) -> list[di
                 "signals": ", ".join(signals),
                 "faults": [
                     _fault_entry(
-                        data, f, recoveries.get(f.window.fault_id), signal_plots.get(f.window.fault_id)
+                        data, f, recoveries.get(f.window.fault_id), signal_plots.get(f.window.fault_id), acks
                     )
                     for f in faults
                 ],
