@@ -38,8 +38,9 @@ lint: ## ruff and ansible-lint
 	$(BIN)/ruff format --check tools tests spark_job benchmarks
 	$(BIN)/ansible-lint
 
-bench: ## measure ceilings, max sustained rate, latency, recovery (benchmarks/results/); ARGS=--skip-...
+bench: ## measure ceilings, max sustained rate, latency, recovery (benchmarks/results/); ARGS=--skip-...; then both Spark deployments (DEPLOY_ARGS=--smoke)
 	$(PY) benchmarks/bench.py $(ARGS)
+	$(PY) benchmarks/deployments.py $(DEPLOY_ARGS)
 
 test: ## lint, then every test against the real components, then the molecule scenarios
 	$(MAKE) lint
