@@ -91,7 +91,10 @@ class ProxyUnit:
         return planned
 
     def checks(self, engine: Engine, action: Action, target: Target, fault_id: str) -> list[Step]:
-        return [Step((), lambda calls, stop: self._planned(engine, action, fault_id) and None)]
+        def check(calls: list[str], stop: threading.Event) -> None:
+            self._planned(engine, action, fault_id)  # the API answers and the scope has proxies
+
+        return [Step((), check)]
 
     def undo_spec(self, engine: Engine, action: Action, target: Target, fault_id: str) -> dict[str, Any]:
         planned = self._planned(engine, action, fault_id)
