@@ -130,7 +130,8 @@ def fill(path: str, source: str, free: int, calls: list[str]) -> None:
 
 def _log_signs(container: Any, since: int) -> list[str]:
     text = container.logs(since=since, stdout=True, stderr=True).decode(errors="replace")
-    lines = [ln.strip() for ln in text.splitlines() if _SIGNS.search(ln)]
+    # Stack frames ("at org.apache...") repeat what their exception line says.
+    lines = [ln.strip() for ln in text.splitlines() if _SIGNS.search(ln) and not ln.strip().startswith("at ")]
     shown = [f"{OBSERVED}log: {ln[:240]}" for ln in lines[:MAX_LOG_LINES]]
     if len(lines) > MAX_LOG_LINES:
         shown.append(f"{OBSERVED}{len(lines) - MAX_LOG_LINES} more such log line(s)")
