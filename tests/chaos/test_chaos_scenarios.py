@@ -158,6 +158,32 @@ BAD = [
         "--timeout 5s is shorter than the fault's duration",
     ),
     ("stress-no-duration", "- {kind: stress, target: a, at: 0s}\n", 1, "'duration' is required"),
+    (
+        "disk-fill-negative-free",
+        "- {kind: disk fill, target: a, at: 0s, duration: 5s, free: -1}\n",
+        1,
+        "'free' must be a size like 0, 64MiB or 1GiB (bytes, no sign), got -1",
+    ),
+    (
+        "disk-fill-bad-unit",
+        "- {kind: disk fill, target: a, at: 0s, duration: 5s, free: 64XB}\n",
+        1,
+        "'free' must be a size like 0, 64MiB or 1GiB (bytes, no sign), got '64XB'",
+    ),
+    (
+        "disk-fill-relative-volume",
+        "- {kind: disk fill, target: a, at: 0s, duration: 5s, volume: data}\n",
+        1,
+        "'volume' must be an absolute path (the volume's mount point), got 'data'",
+    ),
+    ("disk-fill-no-duration", "- {kind: disk fill, target: a, at: 0s}\n", 1, "'duration' is required"),
+    (
+        "disk-fill-twice-at-once",
+        "- {kind: disk fill, target: a, at: 0s, duration: 10s}\n"
+        "- {kind: disk fill, target: a, at: 5s, duration: 10s, free: 1MiB}\n",
+        None,
+        "overlaps fault #1",
+    ),
     ("stop-time-zero", "- {kind: stop, target: a, at: 0s, time: 0}\n", 1, "'time' must be between 1"),
     ("kill-duration", "- {kind: kill, target: a, at: 0s, duration: 5s}\n", 1, "use restart_after"),
     (
