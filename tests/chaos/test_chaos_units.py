@@ -393,3 +393,36 @@ def test_systemd_stress_is_a_transient_unit_in_the_slice() -> None:
         "--timeout",
         "5s",
     ]
+
+
+@pytest.mark.parametrize(
+    ("free", "params"),
+    [
+        (None, {"free": "0B", "free_bytes": 0}),
+        (0, {"free": "0B", "free_bytes": 0}),
+        ("64MiB", {"free": "64MiB", "free_bytes": 64 * 2**20}),
+        ("1G", {"free": "1GiB", "free_bytes": 2**30}),  # bare K/M/G are binary, as df and fallocate read them
+        ("500MB", {"free": "500000000B", "free_bytes": 500_000_000}),
+        (4096, {"free": "4KiB", "free_bytes": 4096}),
+    ],
+)
+def test_disk_fill_params_are_normalised(free: Any, params: dict[str, Any]) -> None:
+    raw = {"kind": "disk fill", "target": "t", "at": "0s", "duration": "5s"}
+    fault = parse_fault(1, raw if free is None else {**raw, "free": free})
+    assert fault.params == {"duration": "5s", "volume": "", **params}
+
+
+def test_disk_fill_units_name_the_ballast_and_the_commands() -> None:
+    from tools.chaos.docker.disk import ballast_name, find_volume
+    from tools.chaos.systemd.disk import fill_cmd
+
+    assert ballast_name("20261204T1Z-ci/03-kafka-1") == ".chaosbed-ballast-20261204T1Z-ci-03-kafka-1"
+    mounts = [
+        {"Type": "bind", "Source": "/v/data", "Destination": "/var/lib/kafka/data", "RW": True},
+        {"Type": "bind", "Source": "/c/server.properties", "Destination": "/etc/kafka/p", "RW": False},
+    ]
+    assert find_volume({"Mounts": mounts}, "", "k")["Source"] == "/v/data"  # the only writable one
+    with pytest.raises(ValueError, match="k has no writable volume at /etc/kafka/p"):
+        find_volume({"Mounts": mounts}, "/etc/kafka/p", "k")
+    cmd = fill_cmd("/var/lib/kafka/data", "/var/lib/kafka/data/.b", 0)
+    assert cmd[:2] == ["sh", "-c"] and cmd[3:] == ["sh", "/var/lib/kafka/data", "/var/lib/kafka/data/.b", "0"]
