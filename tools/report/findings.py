@@ -209,7 +209,7 @@ def _judged(signal: Signal, start_ms: int, until_ms: int) -> bool:
 
 # How a finding names a fault of a kind (any other kind: "`kind` of target").
 KIND_PHRASES = {
-    "kill": "killing {target} (SIGKILL)",
+    "kill": "killing {target}",
     "stop": "stopping {target}",
     "pause": "pausing {target}",
     "restart": "restarting {target}",
@@ -218,9 +218,15 @@ KIND_PHRASES = {
 }
 
 
-def _fault_name(kind: str, target: str, fault_id: str) -> str:
-    phrase = KIND_PHRASES.get(kind, f"`{kind}` of {{target}}").format(target=target or "no target")
-    return f"{phrase[0].upper()}{phrase[1:]} ({fault_id.rsplit('/', 1)[-1]})"
+def _fault_name(f: Fault) -> str:
+    w = f.window
+    phrase = KIND_PHRASES.get(w.kind, f"`{w.kind}` of {{target}}").format(target=w.target or "no target")
+    signal = (
+        f.params.get("signal") if w.kind == "kill" else None
+    )  # the kill kind's signal, as the run records it
+    return (
+        f"{phrase[0].upper()}{phrase[1:]}{f' ({signal})' if signal else ''} ({w.fault_id.rsplit('/', 1)[-1]})"
+    )
 
 
 def usual_ack_gap_s(data: ReportData) -> float | None:
@@ -319,7 +325,7 @@ def report_findings(data: ReportData) -> list[str]:
         if parts and others:
             parts.append(f"while {', '.join(others)} was also active (its effect included)")
         if parts:
-            lines.append(f"{_fault_name(w.kind, w.target, w.fault_id)}: {'; '.join(parts)}.")
+            lines.append(f"{_fault_name(f)}: {'; '.join(parts)}.")
     slow = [k for k in data.kinds if k.recovered]
     if slow:
         k = max(slow, key=lambda k: k.max_s or 0)
