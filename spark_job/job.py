@@ -65,12 +65,14 @@ def build_session(
     # The sink's tasks run Python: by default this interpreter, which has the job's packages (the
     # workers' image and VM install have it at the same path).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.ui_port:
+        builder = prometheus_endpoints(builder, settings.ui_port)
     spark = (
         builder.appName(app_name)
         # local[N,F]: F task attempts; plain local[N] never retries a failed task.
         .master(settings.master)
         .config("spark.driver.memory", settings.driver_memory)
-        .config("spark.ui.enabled", "false")
+        .config("spark.ui.enabled", str(bool(settings.ui_port)).lower())
         # The console progress bar is for terminals; in a service log it is noise and costs a thread.
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
@@ -90,6 +92,28 @@ def package_zip() -> str:
         for path in sorted(glob.glob(os.path.join(package, "*.py"))):
             zf.write(path, os.path.join("spark_job", os.path.basename(path)))
     return out
+
+
+def prometheus_endpoints(builder: SparkSession.Builder, port: int) -> SparkSession.Builder:
+    """Spark's own Prometheus endpoints on its UI port: the driver's metrics (with the streaming query's
+    input and processing rates and batch duration) at /metrics/prometheus, the executors' at
+    /metrics/executors/prometheus. The UI keeps few finished jobs: a micro-batch every 500 ms adds one."""
+    return (
+        builder.config("spark.ui.port", str(port))
+        .config("spark.ui.prometheus.enabled", "true")
+        .config("spark.metrics.namespace", "chaosbed")
+        .config(
+            "spark.metrics.conf.*.sink.prometheusServlet.class",
+            "org.apache.spark.metrics.sink.PrometheusServlet",
+        )
+        .config("spark.metrics.conf.*.sink.prometheusServlet.path", "/metrics/prometheus")
+        .config("spark.sql.streaming.metricsEnabled", "true")
+        .config("spark.ui.retainedJobs", "50")
+        .config("spark.ui.retainedStages", "50")
+        .config("spark.ui.retainedTasks", "2000")
+        .config("spark.sql.ui.retainedExecutions", "20")
+        .config("spark.sql.streaming.numRecentProgressUpdates", "20")
+    )
 
 
 def is_local_path(path: str) -> bool:

@@ -59,6 +59,8 @@ class Settings:
     # More Spark settings of the application (the role's spark_standalone_conf on a standalone cluster:
     # executor sizes, task retries, the driver's address).
     spark_conf: dict[str, str] = field(default_factory=dict)
+    # Spark's UI port, with its Prometheus endpoints (roles/prometheus scrapes them); 0: no UI.
+    ui_port: int = 0
 
     def kafka_client(self) -> dict[str, str]:
         """Every Kafka client setting of the source: the properties, then the options over them."""
@@ -99,6 +101,7 @@ class Settings:
             kafka_properties=properties,
             kafka_options=options,
             spark_conf=_json_object("CHAOSBED_SPARK_CONF", {}),
+            ui_port=int(_env("CHAOSBED_SPARK_UI_PORT", "0")),
         )
 
 

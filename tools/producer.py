@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tools.errors import ToolError
 from tools.ledger import LedgerWriter
+from tools.metrics.producer import ProducerMetrics
 from tools.progress import ProducerStats, Progress
 
 # Ride out outages as acks, not errors, and follow new leaders as soon as the controller names them.
@@ -149,7 +150,24 @@ class EventProducer:
         self._fatal: KafkaError | None = None
         self._last_error: str | None = None
         self._last_logged: tuple[str, float] = ("", 0.0)
+        self.sent = 0  # this session's sends so far (the metrics read it)
         self.producer = self._new_producer()
+        self.metrics = ProducerMetrics(self._counts)
+        self._observe_latency: Callable[[float], None] | None = None
+
+    def _counts(self) -> tuple[int, int, int, int, int]:
+        ledger = self.ledger
+        in_flight = len(self.producer)
+        return self.sent, ledger.durable_acked, ledger.durable_failed, ledger.durable_info, in_flight
+
+    def serve_metrics(self, address: str) -> bool:
+        """Prometheus metrics at host:port from now on (tools/metrics/producer.py); False if not served."""
+        from tools.metrics.endpoints import serve
+
+        if not serve(address, self.metrics.registry, "producer"):
+            return False
+        self._observe_latency = self.metrics.ack_latency.observe
+        return True
 
     def _new_producer(self) -> Producer:
         config = self.opts.kafka_config()
@@ -177,6 +195,10 @@ class EventProducer:
         event_id = int(value[self._id_at : value.index(b",", self._id_at)])
         if err is None:
             self.ledger.ack(event_id, msg.partition(), msg.offset())
+            if self._observe_latency is not None:
+                latency = msg.latency()
+                if latency is not None:
+                    self._observe_latency(latency)
         elif is_definite_failure(err):
             self.ledger.fail(event_id, err.name())
         else:
@@ -290,6 +312,7 @@ class EventProducer:
                     next_id += 1
                     done += 1
                 sent += done
+                self.sent = sent
                 base_sent += done
                 self.producer.poll(0)
         finally:

@@ -14,6 +14,8 @@ DOCUMENTED = (
     "images",
     "kafka",
     "postgres",
+    "postgres_exporter",
+    "prometheus",
     "spark",
     "spark_cluster",
     "producer",

@@ -46,6 +46,7 @@ from tools.chaos.systemd.executor import check_units, check_vm_schedule, sweep_h
 from tools.chaos.triggers import TriggerContext, context_settings, read_run_json  # noqa: E402
 from tools.chaos.vm_hosts import VmHost, load_hosts  # noqa: E402
 from tools.commands.options import RunDirOption, RunIdOption, RunsRootOption  # noqa: E402
+from tools.metrics.injector import FaultGauge  # noqa: E402
 from tools.run.layout import JOURNAL_FILE, RUN_JSON, new_run_dir, run_id_of  # noqa: E402
 from tools.run.timeline import read_timeline  # noqa: E402
 
@@ -364,7 +365,19 @@ def run(
         client, cfg, run_id, pumba_bin=bin_path, hosts=hosts, journal=journal, run_dir=run_dir
     )
     triggers = _trigger_context(client, cfg, loaded, run_dir, postgres_dsn, bootstrap_servers)
-    runner = Runner(client, cfg, loaded.schedule, chosen, run_dir, run_id, journal, triggers=triggers)
+    faults_active = FaultGauge()
+    faults_active.serve()  # chaosbed_fault_active for Prometheus; a busy port is only a warning
+    runner = Runner(
+        client,
+        cfg,
+        loaded.schedule,
+        chosen,
+        run_dir,
+        run_id,
+        journal,
+        triggers=triggers,
+        faults_active=faults_active,
+    )
     exit_code = _execute(runner, journal, lock, run_dir)
     if exit_code:
         raise typer.Exit(exit_code)

@@ -24,6 +24,7 @@ from tools.chaos.schedule import Action, Schedule
 from tools.chaos.targets import Target
 from tools.chaos.triggers import TriggerContext, TriggerError, is_dynamic
 from tools.chaos.undo import undo
+from tools.metrics.injector import FaultGauge
 from tools.run.timeline import Timeline, line
 
 JOIN_POLL_S = 0.2
@@ -70,8 +71,10 @@ class Runner:
         run_id: str,
         journal: Journal,
         triggers: TriggerContext | None = None,
+        faults_active: FaultGauge | None = None,
     ) -> None:
         self.client = client
+        self.faults_active = faults_active  # chaosbed_fault_active, when served
         self.triggers = triggers
         self.t0 = time.monotonic()
         self.cfg = cfg
@@ -120,6 +123,8 @@ class Runner:
             self.final_restore = restore_run(
                 self.client, self.cfg, self.run_dir, outcome=held_outcome, calls_by_fault=self.calls
             )
+            if self.faults_active is not None:
+                self.faults_active.clear()
 
     def _join(self) -> None:
         # Short joins keep the main thread responsive to signals.
@@ -204,6 +209,7 @@ class Runner:
                 "undo": spec,
             }
         )
+        self._active(action, True)
         outcome, detail = OK, ""
         if "event_ms" in trig:
             trig["fire_ms"] = now_ms()
@@ -233,8 +239,13 @@ class Runner:
                 action, fault_id, target, calls, start, f"failed: undo: {exc.detail}", exc.detail, trig
             )
             return
+        self._active(action, False)
         end = self._write(action, fault_id, target, calls, start, outcome, detail, trig)
         self.journal.undone(fault_id, outcome, end)
+
+    def _active(self, action: Action, active: bool) -> None:
+        if self.faults_active is not None:
+            self.faults_active.set(action.fault.name, action.kind, action.service, active)
 
     def _write(
         self,

@@ -85,6 +85,13 @@ def run(
     meta: Annotated[
         str | None, typer.Option(help="JSON object (or @file) merged into run.json: versions, topology...")
     ] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            help="Prometheus to save the run's metrics from (default $CHAOSBED_PROMETHEUS_URL, else "
+            "http://127.0.0.1:9090); 'off' = not saved. Unreachable: one warning, the run goes on."
+        ),
+    ] = None,
 ) -> None:
     """Run one experiment: create the run, start the producer, baseline, scenario (always restored, also
     on SIGINT/SIGTERM), cooldown, stop the producer, settle, validate, report.
@@ -119,6 +126,7 @@ def run(
         producer=ContainerSettings.parse(producer) if producer else None,
         kafka_config=list(kafka_config or []),
         meta=parse_meta(meta),
+        prometheus_url=prometheus,
     )
     result = run_experiment(spec)
     if result.exit_code:

@@ -72,6 +72,12 @@ def produce(
     meta: Annotated[
         str | None, typer.Option(help="JSON object (or @file) merged into run.json: versions, topology...")
     ] = None,
+    metrics_listen: Annotated[
+        str,
+        typer.Option(
+            help="Serve Prometheus metrics (sent, acked, failed, in flight, ack latency) at HOST:PORT."
+        ),
+    ] = "",
     init_only: Annotated[
         bool, typer.Option("--init-only", help="Create/update run.json and exit without producing.")
     ] = False,
@@ -116,6 +122,8 @@ def produce(
     try:
         producer = EventProducer(opts, ledger, make_progress())
         producer.check_topic()
+        if metrics_listen:
+            producer.serve_metrics(metrics_listen)
     except BaseException:
         ledger.close(ledger.reserved_until)
         raise

@@ -27,12 +27,14 @@ from tools.chaos.scenario import Scenario, load_named
 from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError
 from tools.experiment.cluster import topic_durability
 from tools.experiment.producer import ContainerProducer, ContainerSettings, LocalProducer, Producer
+from tools.metrics.endpoints import prometheus_url
+from tools.metrics.save import PrometheusUnavailable, save_metrics
 from tools.pgconn import connect
 from tools.producer import parse_config_overrides
 from tools.progress import Steps
 from tools.recovery import RecoveryParams
-from tools.run.layout import JOURNAL_FILE, RUN_JSON, new_run_dir, run_id_of
-from tools.run.meta import DEFAULT_TOPIC, check_sink_table, create_run
+from tools.run.layout import JOURNAL_FILE, METRICS_DIR, RUN_JSON, new_run_dir, run_id_of
+from tools.run.meta import DEFAULT_TOPIC, check_sink_table, create_run, update_run
 from tools.run.phases import PhaseLog, write_plan
 from tools.validation import wait_until_settled
 
@@ -40,6 +42,8 @@ from tools.validation import wait_until_settled
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # How long the run's first rows may take to reach the sink (a cold Spark driver's first batch).
 FIRST_ROWS_TIMEOUT_S = 180.0
+# The saved metrics start this long before the producer: the steady state the run began from.
+METRICS_LEAD_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class ExperimentSpec:
     kafka_config: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # merged into run.json (versions, topology)
     render_report: bool = True
+    # Where the run's metrics are range-queried from (None: $CHAOSBED_PROMETHEUS_URL or 127.0.0.1:9090;
+    # "" or "off": not saved).
+    prometheus_url: str | None = None
 
 
 @dataclass
@@ -268,9 +275,11 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
     phases.enter("start")
     result = ExperimentResult(run_dir, EXIT_FINDING)
     stop = _Stop()
+    started_at = time.time()
     with stop.installed():
         try:
             typer.echo(f"starting the producer ({spec.rate:g} events/s)")
+            started_at = time.time()
             ready.producer.start()
             if not _wait_first_rows(spec, run_id, sink_table, stop.event) and not stop.event.is_set():
                 result.notes.append(f"no row of the run reached the sink within {FIRST_ROWS_TIMEOUT_S:.0f} s")
@@ -290,12 +299,14 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
             result.restore_exit = _restore(run_dir)
             typer.echo(f"producer stopped: {ready.producer.stop()}")
     if stop.signum is not None:
+        _save_metrics(spec, run_dir, started_at, result)
         result.interrupted_by = stop.signum
         result.exit_code = 128 + stop.signum
         phases.enter("done", exit_code=result.exit_code)
         return result
     phases.enter("settle", settle_s=spec.settle_s, timeout_s=spec.settle_timeout_s)
     _settle(spec, run_id, sink_table)
+    _save_metrics(spec, run_dir, started_at, result)
     phases.enter("validate")
     result.validate_exit = _command_exit(
         validate,
@@ -311,6 +322,38 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
     phases.enter("done", exit_code=result.exit_code)
     typer.echo(f"experiment {'passed' if result.exit_code == 0 else 'failed'}: {run_dir}")
     return result
+
+
+def _save_metrics(spec: ExperimentSpec, run_dir: Path, started_at: float, result: ExperimentResult) -> None:
+    """The run's window of every signal into metrics/ (tools/metrics/save.py). Prometheus missing is one
+    warning line, recorded in run.json: metrics observe the run, they never fail it."""
+    url = prometheus_url() if spec.prometheus_url is None else spec.prometheus_url
+    if url.strip().lower() in ("", "off"):
+        update_run(run_dir, metrics={"saved": False, "reason": "not asked for"})
+        return
+    start, end = started_at - METRICS_LEAD_S, time.time()
+    try:
+        saved = save_metrics(run_dir, url, start, end)
+    except PrometheusUnavailable as exc:
+        result.notes.append(f"metrics not saved: {exc}")
+        typer.echo(f"warning: {result.notes[-1]}", err=True)
+        update_run(run_dir, metrics={"saved": False, "prometheus": url, "reason": str(exc)})
+        return
+    for name, why in saved.failed.items():
+        typer.echo(f"warning: metric {name} not saved: {why}", err=True)
+    update_run(
+        run_dir,
+        metrics={
+            "saved": bool(saved.saved),
+            "prometheus": url,
+            "dir": METRICS_DIR,
+            "start": start,
+            "end": end,
+            "signals": len(saved.saved),
+            "failed": saved.failed,
+        },
+    )
+    typer.echo(f"metrics: {len(saved.saved)} signals saved in {run_dir / METRICS_DIR}")
 
 
 def _settle(spec: ExperimentSpec, run_id: str, table: str) -> None:

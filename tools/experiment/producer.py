@@ -19,6 +19,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import Mount
 
 from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError
+from tools.metrics.endpoints import PRODUCER_PORT
 from tools.run.layout import PRODUCER_LOG, run_id_of
 
 # The producer flushes for up to its --flush-timeout (20 s) on SIGTERM; give it room before SIGKILL.
@@ -32,7 +33,12 @@ class Producer(Protocol):
 
 
 def produce_args(
-    run_args: list[str], bootstrap_servers: str, topic: str, rate: float, kafka_config: list[str]
+    run_args: list[str],
+    bootstrap_servers: str,
+    topic: str,
+    rate: float,
+    kafka_config: list[str],
+    metrics_listen: str = "",
 ) -> list[str]:
     return [
         "produce",
@@ -44,6 +50,7 @@ def produce_args(
         "--rate",
         f"{rate:g}",
         *(f"--kafka-config={item}" for item in kafka_config),
+        *(["--metrics-listen", metrics_listen] if metrics_listen else []),
     ]
 
 
@@ -61,6 +68,8 @@ class ContainerSettings:
     mounts: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     runs_root: str = "/runs"  # where the runs root is mounted in the container
+    # The producer's Prometheus metrics: served on this port in the container, published on 127.0.0.1.
+    metrics_port: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> ContainerSettings:
@@ -89,6 +98,15 @@ class ContainerSettings:
         for mount in data.get("mounts", []):
             if not isinstance(mount, dict) or not mount.get("source") or not mount.get("target"):
                 raise ToolError("--producer: every mount needs a source and a target", EXIT_BAD_INPUT)
+        port = data.get("metrics_port")
+        if port not in (None, "", 0):
+            if not str(port).isdigit() or not 0 < int(port) < 65536:
+                raise ToolError(
+                    f"--producer: metrics_port must be a port number, got {port!r}", EXIT_BAD_INPUT
+                )
+            data["metrics_port"] = int(port)
+        else:
+            data["metrics_port"] = None
         return cls(**data)
 
 
@@ -113,6 +131,7 @@ class ContainerProducer:
             topic,
             rate,
             kafka_config,
+            f"0.0.0.0:{settings.metrics_port}" if settings.metrics_port else "",
         )
         self.labels = {**settings.labels, run_label: run_id}
         self._client: docker.DockerClient | None = None
@@ -170,6 +189,7 @@ class ContainerProducer:
                 networking_config=networking,
                 restart_policy={"Name": "no"},
                 stop_signal="SIGTERM",
+                ports={f"{s.metrics_port}/tcp": ("127.0.0.1", s.metrics_port)} if s.metrics_port else None,
             )
             container.start()
         except (APIError, DockerException) as exc:
@@ -199,7 +219,14 @@ class LocalProducer:
             sys.executable,
             "-m",
             "tools",
-            *produce_args(["--run-dir", str(run_dir)], bootstrap_servers, topic, rate, kafka_config),
+            *produce_args(
+                ["--run-dir", str(run_dir)],
+                bootstrap_servers,
+                topic,
+                rate,
+                kafka_config,
+                f"127.0.0.1:{PRODUCER_PORT}",
+            ),
         ]
         self.proc: subprocess.Popen[bytes] | None = None
 
