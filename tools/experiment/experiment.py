@@ -316,7 +316,8 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
     )
     if spec.render_report and result.validate_exit in (0, 1):
         phases.enter("report")
-        result.report_exit = _command_exit(report, run=run_dir, baseline=int(spec.baseline_s))
+        # The Markdown and the same report as one self-contained HTML page.
+        result.report_exit = _command_exit(report, run=run_dir, baseline=int(spec.baseline_s), format_="html")
     failed = result.validate_exit, result.chaos_exit, result.restore_exit, result.report_exit
     result.exit_code = EXIT_FINDING if any(failed) else 0
     phases.enter("done", exit_code=result.exit_code)
