@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,8 @@ def test_every_fault_kind_ran_and_has_a_recovery_time(ci_experiment: tuple[int, 
     assert run.name.endswith("-ci")
     faults = [json.loads(line) for line in (run / "timeline.jsonl").read_text().splitlines() if line.strip()]
     kinds = {f["kind"] for f in faults if f["outcome"] == "ok"}
-    assert {"pause", "kill", "stop", "restart", "iptables loss", "iptables partition"} <= kinds
+    expected = {"pause", "kill", "stop", "restart", "iptables loss", "iptables partition", "proxy latency"}
+    assert expected <= kinds
     # netem needs sch_netem, which this kernel lacks: recorded as unsupported, not pretended.
     assert all(f["outcome"] in ("ok", "unsupported") for f in faults), faults
     report = (run / "RESILIENCE_REPORT.md").read_text()
@@ -93,6 +95,10 @@ def test_nothing_is_left_stopped_paused_or_filtered(
         all=True, filters={"label": "io.chaosbed.sidecar=true"}, ignore_removed=True
     )
     assert sidecars == []
+    # The proxy fault's toxics are gone from every Toxiproxy proxy.
+    with urllib.request.urlopen(f"{ChaosConfig().toxiproxy_url}/proxies", timeout=10) as response:
+        proxies = json.load(response)
+    assert {name: p["toxics"] for name, p in proxies.items() if p["toxics"]} == {}
 
 
 def test_the_run_records_its_phases_and_plan_for_the_watch(ci_experiment: tuple[int, str, Path]) -> None:
