@@ -11,6 +11,7 @@ import pytest
 from fixtures.cli import run_tools
 
 from tools.chaos.config import ChaosConfig
+from tools.metrics.signals import SIGNALS
 
 from .conftest import ROOT, Pipeline, run_playbook
 
@@ -117,3 +118,30 @@ def test_the_run_records_its_phases_and_plan_for_the_watch(ci_experiment: tuple[
     assert watch.returncode == 0, watch.stderr
     assert watch.stdout.splitlines()[-1] == f"run {run.name}: experiment done (exit 0)"
     assert "verdict VALID" in watch.stdout
+
+
+def test_the_run_saved_its_metrics_and_the_broker_kill_shows(ci_experiment: tuple[int, str, Path]) -> None:
+    """metrics/ holds every signal (docs/metrics.md); under-replicated partitions rise during the broker
+    kill and are back to 0 at the end; the injector's fault windows and the producer's acks were scraped."""
+    code, stdout, run = ci_experiment
+    assert code == 0, stdout[-4000:]
+    index = json.loads((run / "metrics" / "index.json").read_text())
+    assert index["signals"] == [s.name for s in SIGNALS]
+    saved = {name: json.loads((run / "metrics" / f"{name}.json").read_text()) for name in index["signals"]}
+    faults = [json.loads(line) for line in (run / "timeline.jsonl").read_text().splitlines() if line.strip()]
+    kill = next(f for f in faults if f["kind"] == "kill" and f["target"].startswith("kafka-"))
+    urp = saved["kafka_under_replicated_partitions"]["result"]
+    during = [
+        float(v)
+        for series in urp
+        for t, v in series["values"]
+        if kill["start_ms"] / 1000 <= t <= kill["end_ms"] / 1000 + 30
+    ]
+    assert max(during) > 0, urp
+    assert all(series["values"][-1][1] == "0" for series in urp), urp
+    active = saved["chaosbed_fault_active"]["result"]
+    windows = {s["metric"]["fault"] for s in active if any(v == "1" for _, v in s["values"])}
+    assert {f["name"] for f in faults if f["outcome"] == "ok"} <= windows
+    assert {s["metric"]["component"] for s in active} >= {"kafka", "spark", "postgres", "producer"}
+    acked = saved["producer_acked_per_second"]["result"]
+    assert acked and max(float(v) for _, v in acked[0]["values"]) > 0
