@@ -64,7 +64,8 @@ def _fault_entry(
     if not f.applied:
         what.append(f"outcome `{f.outcome}`: may not have been applied")
     did = []
-    if data.metrics is not None and w.end_ms is not None:
+    # A fault that may not have been applied gets no component lines: what moved then was not its doing.
+    if data.metrics is not None and w.end_ms is not None and f.applied:
         until = fault_horizon(data, f)
         did = [
             f"{COMPONENT_TITLES[c.component]}: {c.text}"
