@@ -23,6 +23,9 @@ Sections (each skippable; results of sections skipped today are kept from today'
    Long (each run is a whole CI experiment); leaves the pipeline on the safe profile.
 7. soak: scenarios/random.yml for --soak-minutes at --soak-rate with a fixed seed (benchmarks/soak.py):
    zero anomalies, and each container's memory and each table's size at the start and the end.
+8. proxies: what Toxiproxy on every client path costs (benchmarks/proxies.py): the same load direct
+   (`chaosbed_proxies=false`), proxied, and proxied with 100 ms on every broker path; ratios of the
+   end-to-end rate proxied / direct and p99 direct / proxied (target: both >= 0.9).
 9. diskfull: recovery after a full disk of one broker (benchmarks/diskfull.py): a `disk fill` with free: 0
    on a broker's capped log dir for --diskfull-seconds, --diskfull-repeats times round robin over the brokers,
    in one experiment; recovery from the fault's start and after the space returned, what the broker did,
@@ -61,7 +64,7 @@ import yaml  # noqa: E402
 from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from benchmarks import catch_rate, diskfull, recovery_plan, soak  # noqa: E402
+from benchmarks import catch_rate, diskfull, proxies, recovery_plan, soak  # noqa: E402
 from benchmarks.bare_produce import bare_rate  # noqa: E402
 from spark_job.sink import PostgresSink, Row  # noqa: E402
 from tools import ranges  # noqa: E402
@@ -812,6 +815,8 @@ def table_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows += _recovery_rows(res["recovery"])
     if res.get("profiles"):
         rows += catch_rate.table_rows(res["profiles"])
+    if res.get("proxies"):
+        rows += proxies.table_rows(res["proxies"])
     if res.get("diskfull"):
         rows += _recovery_rows(res["diskfull"]) + diskfull.table_rows(res["diskfull"])
     soak_res = res.get("soak")
@@ -888,7 +893,17 @@ def spark_settings() -> dict[str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in ("kafka", "postgres", "e2e", "latency", "recovery", "profiles", "soak", "diskfull"):
+    for name in (
+        "kafka",
+        "postgres",
+        "e2e",
+        "latency",
+        "recovery",
+        "profiles",
+        "soak",
+        "proxies",
+        "diskfull",
+    ):
         ap.add_argument(f"--skip-{name}", action="store_true")
     ap.add_argument("--kafka-count", type=int, default=300_000)
     ap.add_argument("--pg-batches", type=int, default=10)
@@ -912,6 +927,8 @@ def main() -> None:
     ap.add_argument("--soak-rate", type=int, default=5000)
     ap.add_argument("--soak-seed", type=int, default=7)
     ap.add_argument("--profile-runs", type=int, default=5, help="CI experiments per profile (profiles)")
+    ap.add_argument("--proxies-rate", type=int, default=5000, help="events/s of each proxies run")
+    ap.add_argument("--proxies-seconds", type=float, default=60, help="measured seconds of each proxies run")
     ap.add_argument("--diskfull-seconds", type=float, default=60, help="how long each broker disk is full")
     ap.add_argument("--diskfull-repeats", type=int, default=3, help="full disks, one broker at a time")
     ap.add_argument("--keep-runs", action="store_true", help="keep run dirs under runs/bench-<time>/")
@@ -987,6 +1004,14 @@ def main() -> None:
                     args.soak_minutes,
                     args.soak_rate,
                     args.soak_seed,
+                )
+            )
+            write_results(res, day)
+        if not args.skip_proxies:
+            log(f"proxies: direct, proxied and 100 ms on every broker path, {args.proxies_rate}/s")
+            res["proxies"] = stamp(
+                proxies.bench_proxies(
+                    DSN, root, args.proxies_rate, args.proxies_seconds, args.warmup, log, wait_ready
                 )
             )
             write_results(res, day)
