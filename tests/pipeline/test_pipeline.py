@@ -71,10 +71,12 @@ def test_dedicated_controllers_hold_the_quorum_and_brokers_observe(pipeline: Pip
     assert voters == {101, 102, 103}
     assert observers == {1, 2, 3}
     assert int(status["LeaderId"]) in voters
-    # A controller has no client listener, so nothing is published for it on the host.
+    # A controller has no client listener: on the host only its metrics port (JMX exporter) is published.
     controller = pipeline.container("kafka-controller-1")
     assert controller.status == "running"
-    assert not controller.attrs["HostConfig"]["PortBindings"]
+    bindings = controller.attrs["HostConfig"]["PortBindings"] or {}
+    assert set(bindings) <= {"9404/tcp"}, bindings
+    assert all(b["HostIp"] == "127.0.0.1" for binds in bindings.values() for b in binds), bindings
 
 
 def test_three_brokers_and_full_isr(pipeline: Pipeline) -> None:
