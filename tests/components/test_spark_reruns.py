@@ -26,6 +26,8 @@ def batch(dsn: str, sink: PostgresSink, batch_id: int, attempt: int) -> None:
 def test_task_reruns_and_batch_reruns_in_a_window(fresh_pg_dsn: str) -> None:
     sink = PostgresSink(fresh_pg_dsn, retry_seconds=5)
     batch(fresh_pg_dsn, sink, 0, 0)
+    # The window's start in whole ms, strictly after batch 0's commit (recorded in microseconds).
+    time.sleep(0.01)
     start = int(time.time() * 1000)
     batch(fresh_pg_dsn, sink, 1, 2)  # an executor was lost: its task's third attempt staged it
     batch(fresh_pg_dsn, sink, 2, 0)
