@@ -905,7 +905,7 @@ def main() -> None:
         "diskfull",
     ):
         ap.add_argument(f"--skip-{name}", action="store_true")
-    ap.add_argument("--kafka-count", type=int, default=300_000)
+    ap.add_argument("--kafka-count", type=int, default=1_000_000)
     ap.add_argument("--pg-batches", type=int, default=10)
     ap.add_argument("--pg-batch-rows", type=int, default=20_000)
     ap.add_argument("--rates", help="comma-separated e2e rates (default: adaptive search from 5000)")
