@@ -891,6 +891,17 @@ def spark_settings() -> dict[str, str]:
     return {k.removeprefix("CHAOSBED_"): v for k, v in env if any(x in k for x in keep)}
 
 
+def add_measurement_arguments(ap: argparse.ArgumentParser) -> None:
+    """The e2e, latency and recovery options (also benchmarks/deployments.py's, per deployment)."""
+    ap.add_argument("--rates", help="comma-separated e2e rates (default: adaptive search from 5000)")
+    ap.add_argument("--max-steps", type=int, default=10)
+    ap.add_argument("--warmup", type=float, default=15)
+    ap.add_argument("--step-seconds", type=float, default=60)
+    ap.add_argument("--latency-rates", default="1000,20000", help="comma-separated rates (latency)")
+    ap.add_argument("--latency-seconds", type=float, default=60)
+    ap.add_argument("--recovery-rate", type=int, default=1000)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name in (
@@ -908,13 +919,7 @@ def main() -> None:
     ap.add_argument("--kafka-count", type=int, default=1_000_000)
     ap.add_argument("--pg-batches", type=int, default=10)
     ap.add_argument("--pg-batch-rows", type=int, default=20_000)
-    ap.add_argument("--rates", help="comma-separated e2e rates (default: adaptive search from 5000)")
-    ap.add_argument("--max-steps", type=int, default=10)
-    ap.add_argument("--warmup", type=float, default=15)
-    ap.add_argument("--step-seconds", type=float, default=60)
-    ap.add_argument("--latency-rates", default="1000,20000", help="comma-separated rates (latency)")
-    ap.add_argument("--latency-seconds", type=float, default=60)
-    ap.add_argument("--recovery-rate", type=int, default=1000)
+    add_measurement_arguments(ap)
     ap.add_argument(
         "--recovery-source",
         type=Path,

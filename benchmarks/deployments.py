@@ -100,13 +100,7 @@ def bench_deployments(root: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--rates", help="comma-separated e2e rates (default: adaptive search)")
-    ap.add_argument("--max-steps", type=int, default=10)
-    ap.add_argument("--warmup", type=float, default=15)
-    ap.add_argument("--step-seconds", type=float, default=60)
-    ap.add_argument("--latency-rates", default="1000,20000")
-    ap.add_argument("--latency-seconds", type=float, default=60)
-    ap.add_argument("--recovery-rate", type=int, default=1000)
+    bench.add_measurement_arguments(ap)
     ap.add_argument("--recovery-repeats", type=int, default=3, help="injections per cluster fault class")
 
 
