@@ -4,24 +4,43 @@ checkpoint, the sink absorbs it as a replay).
 
 Read from the sink's own record of every execution of a batch (sink_batch_reads, written in the batch's
 commit transaction): `execution` > 0 is a whole batch run again, `retried_tasks` counts the tasks of an
-execution that Spark ran more than once (their successful attempt was not the first).
+execution that Spark ran more than once (their successful attempt was not the first). The table has no
+run id, so a run's executions are those committed in its time span; `tools experiment run` saves them in
+the run directory (SPARK_BATCHES_FILE) so the report gives the same answer after the sink is gone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import astuple, dataclass
+from pathlib import Path
 from typing import Any
 
-RERUNS = """
-SELECT count(*),
-       count(*) FILTER (WHERE execution > 0),
-       coalesce(sum(retried_tasks), 0),
-       count(*) FILTER (WHERE retried_tasks > 0),
-       min(committed_at) FILTER (WHERE execution > 0 OR retried_tasks > 0)
+from tools.errors import ToolError
+from tools.run.clock import now_iso
+from tools.run.layout import SPARK_BATCHES_FILE
+from tools.run.meta import write_json_atomic
+
+EXECUTIONS = """
+SELECT (extract(epoch FROM committed_at) * 1000000)::bigint, query_id, batch_id, execution,
+       coalesce(tasks, 0), coalesce(retried_tasks, 0)
   FROM sink_batch_reads
  WHERE committed_at >= to_timestamp(%(start_ms)s / 1000.0)
    AND committed_at < to_timestamp(%(end_ms)s / 1000.0)
+ ORDER BY 1, 2, 3, 4
 """
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One committed execution of a micro-batch."""
+
+    committed_us: int  # epoch microseconds of its commit
+    query_id: str
+    batch_id: int
+    execution: int  # 0 = the batch's first, n = its n-th run again
+    tasks: int
+    retried_tasks: int
 
 
 @dataclass(frozen=True)
@@ -43,9 +62,56 @@ class Reruns:
         return ", ".join(parts) if parts else "nothing re-run"
 
 
+def query_executions(conn: Any, start_ms: int, end_ms: int) -> list[Execution]:
+    """The batch executions committed in [start_ms, end_ms), oldest first."""
+    with conn.cursor() as cur:
+        cur.execute(EXECUTIONS, {"start_ms": start_ms, "end_ms": end_ms})
+        return [Execution(int(us), str(q), int(b), int(e), int(t), int(r)) for us, q, b, e, t, r in cur]
+
+
+def count_reruns(executions: list[Execution], start_ms: int, end_ms: int) -> Reruns:
+    """What Spark re-ran among the executions committed in [start_ms, end_ms)."""
+    inside = [e for e in executions if start_ms * 1000 <= e.committed_us < end_ms * 1000]
+    return Reruns(
+        len(inside),
+        sum(1 for e in inside if e.execution > 0),
+        sum(e.retried_tasks for e in inside),
+        sum(1 for e in inside if e.retried_tasks > 0),
+    )
+
+
 def reruns(conn: Any, start_ms: int, end_ms: int) -> Reruns:
     """What Spark re-ran among the batch executions committed in [start_ms, end_ms)."""
-    with conn.cursor() as cur:
-        cur.execute(RERUNS, {"start_ms": start_ms, "end_ms": end_ms})
-        n, replays, tasks, batches, _first = cur.fetchone()
-    return Reruns(int(n), int(replays), int(tasks), int(batches))
+    return count_reruns(query_executions(conn, start_ms, end_ms), start_ms, end_ms)
+
+
+def save_executions(run_dir: Path, conn: Any, start_ms: int, end_ms: int) -> int:
+    """Write the executions committed in [start_ms, end_ms) to the run's SPARK_BATCHES_FILE; how many."""
+    found = query_executions(conn, start_ms, end_ms)
+    write_json_atomic(
+        run_dir / SPARK_BATCHES_FILE,
+        {
+            "saved_at": now_iso(),
+            "start_ms": start_ms,
+            "end_ms": end_ms,
+            "columns": ["committed_us", "query_id", "batch_id", "execution", "tasks", "retried_tasks"],
+            "executions": [list(astuple(e)) for e in found],
+        },
+    )
+    return len(found)
+
+
+def load_executions(run_dir: Path) -> tuple[list[Execution], int, int] | None:
+    """The saved executions and the [start_ms, end_ms) they cover, or None when the run saved none."""
+    path = run_dir / SPARK_BATCHES_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        found = [
+            Execution(int(u), str(q), int(b), int(e), int(t), int(r))
+            for u, q, b, e, t, r in data["executions"]
+        ]
+        return found, int(data["start_ms"]), int(data["end_ms"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ToolError(f"corrupt {path}: {exc}") from None

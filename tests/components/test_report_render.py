@@ -18,6 +18,7 @@ from tools.report.data import gather
 from tools.report.render import NOT_MEASURED, REPORT_FILE, write_report
 from tools.run import meta
 from tools.run.clock import iso_from_ms
+from tools.spark_reruns import save_executions
 from tools.validation import validate_run
 
 T0 = 1_800_000_000  # epoch seconds: the synthetic run starts here
@@ -296,3 +297,46 @@ def test_component_signals_per_fault(full_run: Path, fresh_pg_dsn: str) -> None:
     assert "`kafka-outage` of kafka-1 (f1):" in findings
     assert "first to react: under-replicated partitions, 2.0 s after the start" in findings
     assert "no `metrics/` directory" not in text
+
+
+def test_what_spark_reran_per_fault(full_run: Path, fresh_pg_dsn: str) -> None:
+    """The recovery table's "Spark re-ran" column counts the batch executions the sink recorded from each
+    fault's start to the end of the second it recovered in; the same from the run directory's saved copy
+    once the sink has lost them."""
+    executions = [  # (batch, execution, committed at s, retried tasks)
+        (30, 0, 30.0, 1),  # before every fault
+        (65, 0, 72.0, 2),  # an executor lost during f1 (and f0): two tasks ran again
+        (75, 0, 75.5, 0),
+        (76, 0, 77.0, 1),  # f1 and f0 recovered at 76 s: their window ends at 77 s, exclusive
+        (99, 1, 100.4, 0),  # the driver killed by f2 ran batch 99 again
+        (105, 0, 105.2, 0),
+    ]
+    for batch_id, execution, at, retried in executions:
+        execute(
+            fresh_pg_dsn,
+            "INSERT INTO sink_batch_reads (query_id, batch_id, execution, rows_read, committed_at, tasks,"
+            " retried_tasks) VALUES ('q1', %s, %s, 100, to_timestamp(%s), 4, %s)",
+            (batch_id, execution, T0 + at, retried),
+        )
+
+    def reran() -> dict[str, str]:
+        recovery = section(render(full_run, fresh_pg_dsn), "3. Recovery time measurements")
+        table = recovery.split("| fault | kind | target |")[1].split("\n\n")[0]
+        assert "| Spark re-ran | note |" in table
+        return {line.split(" | ")[0].strip("| "): line.split(" | ")[7] for line in table.splitlines()[2:]}
+
+    expected = {
+        "f1": "2 task(s) re-run in 1 batch(es)",
+        "f2": "1 whole batch(es) re-run",
+        "f0": "2 task(s) re-run in 1 batch(es)",
+        "f3": "nothing re-run",
+    }
+    assert reran() == expected  # from the sink: the run directory has no saved copy
+    with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:
+        assert save_executions(full_run, conn, ms(0), ms(SECONDS + 60)) == len(executions)
+    execute(fresh_pg_dsn, "DELETE FROM sink_batch_reads")
+    assert reran() == expected  # from spark_batches.json
+    saved = json.loads((full_run / "spark_batches.json").read_text())
+    assert [e[2] for e in saved["executions"]] == [e[0] for e in executions]
+    (full_run / "spark_batches.json").unlink()
+    assert set(reran().values()) == {"no batch committed"}  # nor in the sink: measured, and empty

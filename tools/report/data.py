@@ -38,6 +38,7 @@ from tools.run.layout import LEDGER_FILE, VALIDATION_FILE
 from tools.run.meta import check_sink_table, load_run
 from tools.run.phases import read_plan
 from tools.run.timeline import Fault, read_faults
+from tools.spark_reruns import Execution, load_executions, query_executions
 
 AFTER_FAULT_S = 60  # how long after a fault's end its producer-side effects are attributed to it
 
@@ -103,6 +104,9 @@ class ReportData:
     concurrent: dict[str, set[str]] = field(default_factory=dict)
     concurrent_groups: list[str] = field(default_factory=list)  # "09-kafka-3 (name) with 10-spark (name)"
     metrics: Metrics | None = None  # the run's saved Prometheus range queries; None: the run saved none
+    # Spark's batch executions (tools/spark_reruns.py) and the [start_ms, end_ms) they cover: saved in the
+    # run directory, else queried from the sink; None: neither.
+    spark_batches: tuple[list[Execution], int, int] | None = None
 
     @property
     def sink_table(self) -> str:
@@ -323,6 +327,10 @@ def gather(
     end_ms = max(candidates_end, default=start_ms)
     spark = query_spark(conn, start_ms, end_ms + AFTER_FAULT_S * 1000) if conn is not None else None
     lag = query_lag(conn, run.get("topic") or "events", start_ms, end_ms) if conn is not None else {}
+    spark_batches = load_executions(run_dir)
+    if spark_batches is None and conn is not None:
+        span = start_ms, end_ms + AFTER_FAULT_S * 1000
+        spark_batches = query_executions(conn, *span), *span
 
     baseline = None
     recoveries: list[FaultRecovery] = []
@@ -371,4 +379,5 @@ def gather(
         concurrent=concurrent,
         concurrent_groups=groups,
         metrics=metrics,
+        spark_batches=spark_batches,
     )
