@@ -17,6 +17,7 @@ from tools.chaos.plan import Step
 from tools.chaos.schedule import Action
 from tools.chaos.ssh import SshShell
 from tools.chaos.systemd.host import ssh_line, unit_state
+from tools.chaos.systemd.lifecycle import START_TIMEOUT_S
 from tools.chaos.vm_hosts import VmHost
 from tools.run.timeline import OBSERVED
 
@@ -38,6 +39,14 @@ FILL = (
     'echo "free $(( $(stat -f -c %a "$d") * bs )) B of $(( $(stat -f -c %b "$d") * bs )) B"'
 )
 SIGNS = "No space left|ENOSPC|log dir|offline|Shutdown broker|PANIC|could not (write|extend)|IOException"
+# `restore --all --hosts` without a journal: every ballast on the host's own filesystems (FILL refuses the
+# root one; the capped volumes are loop-mounted ext4, a test VM's a tmpfs), the data directory being at most
+# a few levels below its mount point.
+BALLAST_FS = "ext2,ext3,ext4,xfs,btrfs,tmpfs"
+FIND_BALLASTS = (
+    f'findmnt -rn -o TARGET -t {BALLAST_FS} | while read -r m; do [ "$m" = / ] || '
+    f'find "$m" -xdev -maxdepth 4 -type f -name "{ballast_name("")}*" 2>/dev/null; done | sort -u'
+)
 
 
 def fill_cmd(directory: str, ballast: str, free: int) -> list[str]:
@@ -106,6 +115,26 @@ class DiskUnit:
             ssh_line(host, start, "if the full disk stopped it"),
         )
         return [Step(shows, do)]
+
+
+def sweep_ballasts(shell: SshShell, keep: tuple[str, ...], units: tuple[str, ...]) -> list[str]:
+    """`restore --all --hosts`, for a lost journal: remove every ballast on the host except those whose name
+    starts with `keep` (runs in progress). Which unit a ballast's disk stopped is not known without the
+    journal: when one was removed and no run is active, each of the host's `units` that failed is started
+    again (one stopped cleanly, `inactive`, is left as it is)."""
+    found = shell.run(["sh", "-c", FIND_BALLASTS], check=False).stdout.split("\n")
+    paths = [p for p in found if p.strip() and not p.rsplit("/", 1)[-1].startswith(keep)]
+    swept = []
+    for path in paths:
+        shell.run(["rm", "-f", path])
+        swept.append(f"rm {path}")
+    if paths and not keep:
+        for unit in units:
+            if unit_state(shell, unit).get("ActiveState") == "failed":
+                shell.run(["systemctl", "reset-failed", unit], check=False)
+                shell.run(["systemctl", "start", unit], timeout_s=START_TIMEOUT_S)
+                swept.append(f"systemctl start {unit} (failed; a full disk may have stopped it)")
+    return swept
 
 
 UNIT = DiskUnit()

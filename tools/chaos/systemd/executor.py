@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from tools.chaos.config import RULE_COMMENT_PREFIX
+from tools.chaos.docker.disk import ballast_name
 from tools.chaos.faults import FaultSpec
 from tools.chaos.outcome import FaultFailed, FaultOutcome
 from tools.chaos.plan import FaultPlan, dry_run_lines, run_steps
@@ -16,6 +18,7 @@ from tools.chaos.rules import sweep_rules
 from tools.chaos.schedule import Action
 from tools.chaos.ssh import SshShell
 from tools.chaos.systemd import unit_for
+from tools.chaos.systemd.disk import sweep_ballasts
 from tools.chaos.systemd.host import DROPIN_NAME, DROPIN_ROOT, unit_state
 from tools.chaos.systemd.lifecycle import undo_unit
 from tools.chaos.systemd.stress import stray_stress_units
@@ -98,10 +101,14 @@ def check_units(hosts: dict[str, VmHost], services: set[str]) -> None:
             raise ToolError(f"target {service}: no unit {host.unit} on {host.ssh_host}", EXIT_BAD_INPUT)
 
 
-def sweep_host(host: VmHost, keep_prefixes: tuple[str, ...]) -> list[str]:
-    """`restore --all` on a systemd host: stray chaosbed rules, and drop-ins of runs no longer active."""
+def sweep_host(host: VmHost, keep_prefixes: tuple[str, ...], units: tuple[str, ...] = ()) -> list[str]:
+    """`restore --all` on a systemd host: stray chaosbed rules and disk-fill ballasts, except those of runs
+    still active (`keep_prefixes`: their rules' comment prefixes), and drop-ins when no run is active.
+    `units`: the host's units in the hosts file (default: host.unit), started if a full disk failed one."""
     shell = SshShell(host, [])
     swept = [f"{host.ssh_host}: {comment}" for comment in sweep_rules(shell, keep_prefixes)]
+    keep = tuple(ballast_name(p.removeprefix(RULE_COMMENT_PREFIX)) for p in keep_prefixes)
+    swept += [f"{host.ssh_host}: {done}" for done in sweep_ballasts(shell, keep, units or (host.unit,))]
     if not keep_prefixes:
         listing = shell.run(["sh", "-c", f"ls {DROPIN_ROOT}/*.d/{DROPIN_NAME} 2>/dev/null || true"]).stdout
         for path in listing.split():
