@@ -306,6 +306,8 @@ class RunWatch:
                         if when == " now"
                         else f", {row['trigger']}"
                     )
+                if row.get("not_applicable"):  # another Spark deployment's: recorded, nothing done
+                    when += f" (not-applicable: {row['not_applicable']})"
                 upcoming = f"{row.get('id')} {row.get('name')} on {row.get('target')}{when}"
                 break
         return current, upcoming

@@ -31,6 +31,7 @@ app = typer.Typer(
 # Imports below the app so `tools.cli` can always import `app`, even while a module is broken.
 from tools.chaos import targets  # noqa: E402
 from tools.chaos.config import RULE_COMMENT_PREFIX, ChaosConfig  # noqa: E402
+from tools.chaos.deployment import SPARK_DEPLOYS, check_deploy, recorded, require_known  # noqa: E402
 from tools.chaos.dryrun import dry_run  # noqa: E402
 from tools.chaos.durations import format_duration, format_offset  # noqa: E402
 from tools.chaos.executors import build_executor  # noqa: E402
@@ -63,6 +64,14 @@ DurationOpt = Annotated[
     typer.Option("--duration", help="Chaos phase length, Go syntax like 15m (overrides the file)."),
 ]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Skip the checks against the Docker engine.")]
+SparkDeployOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-deploy",
+        help=f"The Spark deployment running ({', '.join(SPARK_DEPLOYS)}): a fault with `spark_deploy:` "
+        "another one is not applicable (recorded, nothing done). Default: the run's run.json.",
+    ),
+]
 HostsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -73,17 +82,13 @@ HostsOpt = Annotated[
 ]
 
 
-def _faults(loaded: Scenario) -> list[Any]:
-    return list({a.fault.index: a.fault for a in loaded.schedule.actions}.values())
-
-
 def _hosts(path: Path | None) -> dict[str, VmHost]:
     return load_hosts(path) if path is not None else {}
 
 
 def _check_engine(loaded: Scenario, cfg: ChaosConfig, hosts: dict[str, VmHost]) -> Any:
     """Every target must exist: containers on the engine, units on their hosts (over SSH)."""
-    faults = _faults(loaded)
+    faults = loaded.applicable()  # another deployment's targets need not exist
     check_vm_schedule(faults, hosts, loaded.path)
     client = targets.connect()
     on_engine = [f for f in faults if not set(f.targets) & set(hosts)]
@@ -95,6 +100,8 @@ def _check_engine(loaded: Scenario, cfg: ChaosConfig, hosts: dict[str, VmHost]) 
 def _check_pumba(loaded: Scenario, pumba_bin: str, cfg: ChaosConfig) -> None:
     """Refuse, before anything is touched, a fault Pumba cannot express exactly."""
     for action in loaded.schedule.actions:
+        if action.not_applicable:
+            continue
         try:
             pumba_argv(action, "x", pumba_bin=pumba_bin, image=cfg.nettools_image, peer_ips=["192.0.2.1"])
         except PumbaMappingError as exc:
@@ -105,7 +112,7 @@ def _check_pumba(loaded: Scenario, pumba_bin: str, cfg: ChaosConfig) -> None:
 
 def _check_image(client: Any, loaded: Scenario, cfg: ChaosConfig) -> None:
     """Network faults need the local nettools image; it is never pulled (there may be no registry)."""
-    if not any(a.kind in NETWORK_KINDS for a in loaded.schedule.actions):
+    if not any(a.kind in NETWORK_KINDS and not a.not_applicable for a in loaded.schedule.actions):
         return
     try:
         client.images.get(cfg.nettools_image)
@@ -149,6 +156,10 @@ def _print_plan(loaded: Scenario) -> None:
         if row["trigger"]:  # fires on a pipeline event, watched from `at` on
             when = f"{row['trigger']} (from {row['at']}, by {until})"
         params = json.dumps(row["params"], separators=(",", ":"))
+        if row["not_applicable"]:
+            params += f" not-applicable: {row['not_applicable']}"
+        elif row["spark_deploy"]:
+            params += f" (only with spark_deploy {row['spark_deploy']})"
         cells.append((when, row["id"], row["kind"], row["target"], params))
     widths = [max((len(c[i]) for c in cells), default=0) for i in range(4)]
     for *columns, params in cells:
@@ -164,13 +175,14 @@ def validate_scenario(
     duration: DurationOpt = None,
     offline: OfflineOpt = False,
     hosts_file: HostsOpt = None,
+    spark_deploy: SparkDeployOpt = None,
 ) -> None:
     """Validate a scenario file (and, unless --offline, its targets against the engine)."""
     cfg = ChaosConfig.from_env()
-    loaded = load_named(str(file), cfg, seed, duration)
+    loaded = load_named(str(file), cfg, seed, duration, check_deploy(spark_deploy))
     hosts = _hosts(hosts_file)
     if offline:
-        check_vm_schedule(_faults(loaded), hosts, loaded.path)
+        check_vm_schedule(loaded.applicable(), hosts, loaded.path)
     else:
         _check_engine(loaded, cfg, hosts)
     typer.echo(
@@ -188,13 +200,14 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     offline: OfflineOpt = False,
     hosts_file: HostsOpt = None,
+    spark_deploy: SparkDeployOpt = None,
 ) -> None:
     """Validate and print the schedule with offsets from the chaos phase start; touches nothing."""
     cfg = ChaosConfig.from_env()
-    loaded = load_named(scenario, cfg, seed, duration)
+    loaded = load_named(scenario, cfg, seed, duration, check_deploy(spark_deploy))
     hosts = _hosts(hosts_file)
     if offline:
-        check_vm_schedule(_faults(loaded), hosts, loaded.path)
+        check_vm_schedule(loaded.applicable(), hosts, loaded.path)
     else:
         _check_engine(loaded, cfg, hosts)
     if as_json:
@@ -203,6 +216,7 @@ def plan(
             "file": str(loaded.path),
             "seed": loaded.schedule.seed,
             "phase_ms": loaded.schedule.phase_ms,
+            "spark_deploy": loaded.schedule.spark_deploy,
             "faults": loaded.schedule.describe(),
         }
         typer.echo(json.dumps(doc, indent=2))
@@ -322,6 +336,7 @@ def run(
             help="Brokers that `target: kafka-leader-most` reads leaders from (default: the run's run.json).",
         ),
     ] = None,
+    spark_deploy: SparkDeployOpt = None,
 ) -> None:
     """Run a scenario in real time; writes chaos-journal.jsonl and timeline.jsonl; always restores.
 
@@ -330,15 +345,18 @@ def run(
     cfg = ChaosConfig.from_env()
     if runs_root is not None:
         cfg = replace(cfg, runs_root=runs_root)
+    deploy = check_deploy(spark_deploy)
     loaded = load_named(scenario, cfg, seed, duration)
+    run_dir = new_run_dir(run_dir, run_id, cfg.runs_root, loaded.schedule.name)
+    run_id = run_id_of(run_dir)
+    loaded = loaded.on(deploy or recorded(read_run_json(run_dir / RUN_JSON)))
+    require_known(loaded.schedule, loaded.path)
     hosts = _hosts(hosts_file)
     bin_path = _pumba_bin(executor, pumba_bin)
     if bin_path:
         _check_pumba(loaded, bin_path, cfg)
     client = _check_engine(loaded, cfg, hosts)
     _check_image(client, loaded, cfg)
-    run_dir = new_run_dir(run_dir, run_id, cfg.runs_root, loaded.schedule.name)
-    run_id = run_id_of(run_dir)
     if dry_run_:
         planner = build_executor(client, cfg, run_id, pumba_bin=bin_path, hosts=hosts)
         triggers = {a.short_id: a.fault.trigger for a in loaded.schedule.actions}
@@ -400,7 +418,7 @@ def _print_report(report: RestoreReport) -> None:
 
 
 def _sweep_hosts(hosts: dict[str, VmHost], reports: list[RestoreReport]) -> RestoreReport:
-    """Stray rules and drop-ins on every systemd host, except those of a run still in progress."""
+    """Stray rules, drop-ins and disk-fill ballasts on every systemd host, except an active run's."""
     active = tuple(f"{RULE_COMMENT_PREFIX}{run_id_of(r.run_dir)}/" for r in reports if r.skipped_active)
     sweep = RestoreReport(Path("systemd hosts"))
     seen: set[tuple[str, int]] = set()
@@ -409,7 +427,10 @@ def _sweep_hosts(hosts: dict[str, VmHost], reports: list[RestoreReport]) -> Rest
             continue
         seen.add((host.ssh_host, host.ssh_port))
         try:
-            sweep.rules_swept += sweep_host(host, active)
+            units = (
+                h.unit for h in hosts.values() if (h.ssh_host, h.ssh_port) == (host.ssh_host, host.ssh_port)
+            )
+            sweep.rules_swept += sweep_host(host, active, tuple(dict.fromkeys(units)))
         except FaultOutcome as exc:
             sweep.failed.append((host.service, exc.detail))
     return sweep
@@ -427,7 +448,9 @@ def restore(
     runs_root: RunsRootOption = None,
     hosts_file: Annotated[
         Path | None,
-        typer.Option("--hosts", help="With --all: also sweep these systemd hosts (rules, drop-ins)."),
+        typer.Option(
+            "--hosts", help="With --all: also sweep these systemd hosts (rules, drop-ins, ballasts)."
+        ),
     ] = None,
 ) -> None:
     """Undo everything chaos left applied (after a crash, SIGKILL included). Idempotent."""

@@ -22,6 +22,17 @@ def dry_run(
     rows = []
     for action in schedule.actions:
         fault_id = action.fault_id(run_id)
+        if action.not_applicable:
+            rows.append(
+                {
+                    "id": action.short_id,
+                    "at_ms": action.at_ms,
+                    "kind": action.kind,
+                    "target": action.service,
+                    "call": [f"not-applicable: {action.not_applicable}: nothing is done"],
+                }
+            )
+            continue
         if is_dynamic(action.service):
             rule = action.service
             try:

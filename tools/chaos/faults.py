@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tools.chaos import kinds
+from tools.chaos.deployment import KEY as SPARK_DEPLOY_KEY
+from tools.chaos.deployment import read_requirement
 from tools.chaos.durations import DurationError, parse_duration
 from tools.chaos.kinds import (
     DISRUPTIVE_KINDS,
@@ -18,7 +20,9 @@ from tools.chaos.kinds import (
 from tools.chaos.kinds.params import read_positive_duration, read_services
 from tools.chaos.triggers import Trigger, is_dynamic, parse_trigger
 
-COMMON_KEYS = frozenset({"kind", "name", "target", "targets", "at", "duration", "after", "concurrent_with"})
+COMMON_KEYS = frozenset(
+    {"kind", "name", "target", "targets", "at", "duration", "after", "concurrent_with", SPARK_DEPLOY_KEY}
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class FaultSpec:
     params: dict[str, Any] = field(default_factory=dict)
     trigger: Trigger | None = None  # `after:`: fires on a pipeline event at or after `at`
     concurrent_with: str | None = None  # the name of a fault it is meant to overlap (the report says so)
+    spark_deploy: str | None = None  # the Spark deployment it needs; elsewhere it is not applicable
 
     @property
     def wait_ms(self) -> int:
@@ -80,6 +85,7 @@ def parse_fault(index: int, raw: object) -> FaultSpec:
     if at_ms < 0:
         raise FaultError(f"'at' must not be negative, got {raw['at']!r}")
     trigger = parse_trigger(raw["after"]) if "after" in raw else None
+    needs = read_requirement(raw)
     duration_ms = read_positive_duration(raw, "duration")
     params = kind.check(raw, duration_ms)
     duration_ms = kind.duration_ms(params, duration_ms)
@@ -91,7 +97,9 @@ def parse_fault(index: int, raw: object) -> FaultSpec:
     concurrent = raw.get("concurrent_with")
     if concurrent is not None and (not isinstance(concurrent, str) or not concurrent):
         raise FaultError(f"'concurrent_with' must name another fault of the scenario, got {concurrent!r}")
-    return FaultSpec(index, label, name, tuple(targets), at_ms, duration_ms, params, trigger, concurrent)
+    return FaultSpec(
+        index, label, name, tuple(targets), at_ms, duration_ms, params, trigger, concurrent, needs
+    )
 
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tools.run.timeline import (  # the vocabulary lives with the timeline; re-exported for the executors
     FAILED,
     INTERRUPTED,
+    NOT_APPLICABLE,
     OK,
     RESTORED_AFTER_CRASH,
     TARGET_VANISHED,
@@ -15,12 +16,14 @@ from tools.run.timeline import (  # the vocabulary lives with the timeline; re-e
 
 __all__ = [
     "INTERRUPTED",
+    "NOT_APPLICABLE",
     "OK",
     "RESTORED_AFTER_CRASH",
     "TARGET_VANISHED",
     "UNSUPPORTED",
     "FaultFailed",
     "FaultOutcome",
+    "NotApplicable",
     "TargetVanished",
     "Unsupported",
     "is_failure",
@@ -41,6 +44,10 @@ class TargetVanished(FaultOutcome):
 
 class Unsupported(FaultOutcome):
     outcome = UNSUPPORTED
+
+
+class NotApplicable(FaultOutcome):
+    outcome = NOT_APPLICABLE
 
 
 class FaultFailed(FaultOutcome):

@@ -18,7 +18,7 @@ import docker
 
 from tools.chaos.config import ChaosConfig
 from tools.chaos.journal import Journal, now_ms
-from tools.chaos.outcome import INTERRUPTED, OK, FaultFailed, FaultOutcome, TargetVanished
+from tools.chaos.outcome import INTERRUPTED, OK, FaultFailed, FaultOutcome, NotApplicable, TargetVanished
 from tools.chaos.restore import RestoreReport, restore_run
 from tools.chaos.schedule import Action, Schedule
 from tools.chaos.targets import Target
@@ -103,7 +103,9 @@ class Runner:
         finished = False
         try:
             for action in self.schedule.actions:
-                if self.stop.wait(max(0.0, t0 + action.at_ms / 1000 - time.monotonic())):
+                # A not-applicable fault after the phase's end (deployment.gate) is recorded at the end.
+                due_ms = min(action.at_ms, self.schedule.phase_ms) if action.not_applicable else action.at_ms
+                if self.stop.wait(max(0.0, t0 + due_ms / 1000 - time.monotonic())):
                     break
                 thread = threading.Thread(
                     target=self._execute, args=(action,), name=action.short_id, daemon=True
@@ -165,6 +167,8 @@ class Runner:
         rule = action.service if is_dynamic(action.service) else None
         executor = self.executor.route(action.service)
         try:
+            if action.not_applicable:  # another Spark deployment's fault: nothing to wait for or to do
+                raise NotApplicable(action.not_applicable)
             if rule is None and action.fault.trigger is not None:
                 target = executor.find(action.service)  # found before the event: less to do after it
             if not self._await_trigger(action, trig):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tools.chaos import deployment
 from tools.chaos.config import ChaosConfig
 from tools.chaos.durations import DurationError, parse_duration
 from tools.chaos.faults import KINDS, FaultError, FaultSpec, parse_fault
@@ -39,6 +40,21 @@ class Scenario:
     schedule: Schedule
     allow_quorum_loss: bool
     max_brokers_down: int
+
+    def faults(self) -> list[FaultSpec]:
+        """Every fault of the file, once each, in schedule order."""
+        return list({a.fault.index: a.fault for a in self.schedule.actions}.values())
+
+    def applicable(self) -> list[FaultSpec]:
+        """The faults this deployment runs: not those marked not applicable, nor, while the deployment is
+        not known, those that need one (their targets may not exist)."""
+        skipped = {a.fault.index for a in self.schedule.actions if a.not_applicable}
+        known = self.schedule.spark_deploy is not None
+        return [f for f in self.faults() if f.index not in skipped and (known or f.spark_deploy is None)]
+
+    def on(self, spark_deploy: str | None) -> Scenario:
+        """The same scenario on this Spark deployment: each fault that needs another is not applicable."""
+        return replace(self, schedule=deployment.gate(self.schedule, spark_deploy))
 
 
 def resolve_path(name_or_path: str) -> Path:
@@ -170,9 +186,21 @@ def _random(
 
 
 def load_scenario(
-    path: Path, cfg: ChaosConfig, seed: int | None = None, duration_ms: int | None = None
+    path: Path,
+    cfg: ChaosConfig,
+    seed: int | None = None,
+    duration_ms: int | None = None,
+    spark_deploy: str | None = None,
 ) -> Scenario:
-    """Parse and check a scenario file; raises ScenarioError (exit 2) naming file, fault and problem."""
+    """Parse and check a scenario file; raises ScenarioError (exit 2) naming file, fault and problem.
+
+    With `spark_deploy` (local, standalone) each fault that needs the other deployment is marked not
+    applicable; every check of the file counts it all the same, so a file is valid on both deployments.
+    """
+    return _load(path, cfg, seed, duration_ms).on(spark_deploy)
+
+
+def _load(path: Path, cfg: ChaosConfig, seed: int | None, duration_ms: int | None) -> Scenario:
     doc = _read(path)
     if isinstance(doc, dict) and doc.get("scenario") == "random":
         return _random(path, doc, seed, duration_ms, cfg)
@@ -224,7 +252,11 @@ __all__ = ["KINDS", "Scenario", "ScenarioError", "load_scenario", "resolve_path"
 
 
 def load_named(
-    scenario: str, cfg: ChaosConfig, seed: int | None = None, duration: str | None = None
+    scenario: str,
+    cfg: ChaosConfig,
+    seed: int | None = None,
+    duration: str | None = None,
+    spark_deploy: str | None = None,
 ) -> Scenario:
     """A scenario as the CLI names it (a name under scenarios/ or a path), with --duration as text."""
     duration_ms = None
@@ -235,4 +267,6 @@ def load_named(
             raise ToolError(f"--duration: {exc}", EXIT_BAD_INPUT) from None
         if duration_ms <= 0:
             raise ToolError("--duration must be positive", EXIT_BAD_INPUT)
-    return load_scenario(resolve_path(scenario), cfg, seed=seed, duration_ms=duration_ms)
+    return load_scenario(
+        resolve_path(scenario), cfg, seed=seed, duration_ms=duration_ms, spark_deploy=spark_deploy
+    )

@@ -17,6 +17,7 @@ class Action:
     number: int  # 1-based position in the schedule
     fault: FaultSpec
     service: str
+    not_applicable: str | None = None  # why it does nothing on this Spark deployment (deployment.gate)
 
     @property
     def short_id(self) -> str:
@@ -46,6 +47,8 @@ class Schedule:
     actions: tuple[Action, ...]
     phase_ms: int  # the chaos phase length; faults without their own end are restored here
     seed: int | None = None
+    spark_deploy: str | None = None  # the run's Spark deployment; None: not known (chaos/deployment.py)
+    fixed_phase: bool = False  # the length was given (`duration`, --duration), not the last fault's end
 
     def describe(self) -> list[dict[str, object]]:
         """The plan as data (for `plan --json` and the summary)."""
@@ -70,6 +73,8 @@ class Schedule:
                     "until_ms": action.end_ms(self.phase_ms),
                     "held_until_end": window is None,
                     "concurrent_with": action.fault.concurrent_with,
+                    "spark_deploy": action.fault.spark_deploy,
+                    "not_applicable": action.not_applicable,
                     "params": action.fault.params,
                 }
             )
@@ -85,10 +90,14 @@ def build_schedule(
         key=lambda pair: (pair[0].at_ms, pair[0].index, pair[1]),
     )
     actions = tuple(Action(number, fault, service) for number, (fault, service) in enumerate(pairs, start=1))
-    if phase_ms is None:
-        ends = [a.at_ms + a.fault.wait_ms + (a.fault.window_ms or 0) for a in actions]
-        phase_ms = max(ends, default=0)
-    return Schedule(name, actions, phase_ms, seed)
+    fixed = phase_ms is not None
+    return Schedule(name, actions, phase_ms if fixed else last_end_ms(actions), seed, fixed_phase=fixed)
+
+
+def last_end_ms(actions: Iterable[Action]) -> int:
+    """Where a phase with no given length ends: after the last fault that is applied."""
+    ends = [a.at_ms + a.fault.wait_ms + (a.fault.window_ms or 0) for a in actions if not a.not_applicable]
+    return max(ends, default=0)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,13 @@ def run(
             "http://127.0.0.1:9090); 'off' = not saved. Unreachable: one warning, the run goes on."
         ),
     ] = None,
+    spark_deploy: Annotated[
+        str | None,
+        typer.Option(
+            help="The Spark deployment the pipeline runs (local, standalone), recorded in run.json: a "
+            "fault with `spark_deploy:` another one is recorded not-applicable, nothing done."
+        ),
+    ] = None,
 ) -> None:
     """Run one experiment: create the run, start the producer, baseline, scenario (always restored, also
     on SIGINT/SIGTERM), cooldown, stop the producer, settle, validate, report.
@@ -127,6 +134,7 @@ def run(
         kafka_config=list(kafka_config or []),
         meta=parse_meta(meta),
         prometheus_url=prometheus,
+        spark_deploy=spark_deploy,
     )
     result = run_experiment(spec)
     if result.exit_code:

@@ -24,6 +24,7 @@ import psycopg2
 import typer
 
 from tools.chaos.config import ChaosConfig
+from tools.chaos.deployment import check_deploy
 from tools.chaos.scenario import Scenario, load_named
 from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError
 from tools.experiment.cluster import topic_durability
@@ -76,6 +77,9 @@ class ExperimentSpec:
     # Where the run's metrics are range-queried from (None: $CHAOSBED_PROMETHEUS_URL or 127.0.0.1:9090;
     # "" or "off": not saved).
     prometheus_url: str | None = None
+    # The Spark deployment the pipeline runs (local, standalone): recorded in run.json, told to the injector
+    # (a fault for the other one is not applicable). None: not known (a scenario that gates on it is refused).
+    spark_deploy: str | None = None
 
 
 @dataclass
@@ -120,6 +124,7 @@ def _chaos_args(spec: ExperimentSpec, run_dir: Path) -> list[str]:
         ("--executor", spec.executor),
         ("--pumba-bin", spec.pumba_bin),
         ("--hosts", spec.hosts_file),
+        ("--spark-deploy", spec.spark_deploy),
     ):
         if value is not None and value != "":
             args += [flag, str(value)]
@@ -148,7 +153,9 @@ def prepare(spec: ExperimentSpec) -> Prepared:
     parse_config_overrides(spec.kafka_config)
     if spec.sink_table:
         check_sink_table(spec.sink_table)
-    scenario = load_named(spec.scenario, ChaosConfig.from_env(), spec.seed, spec.duration)
+    scenario = load_named(
+        spec.scenario, ChaosConfig.from_env(), spec.seed, spec.duration, check_deploy(spec.spark_deploy)
+    )
     run_dir = new_run_dir(spec.run_dir, spec.run_id, spec.runs_root, scenario.schedule.name)
     if (run_dir / RUN_JSON).exists() or (run_dir / JOURNAL_FILE).exists():
         raise ToolError(f"run {run_dir} already exists: give a new --run-id or --run-dir", EXIT_BAD_INPUT)
@@ -260,7 +267,15 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
         postgres_dsn=spec.postgres_dsn,
         profile=spec.profile,
         sink_table=sink_table,
-        extra={**spec.meta, "settings": {**spec.meta.get("settings", {}), **settings}},
+        extra={
+            **spec.meta,
+            "settings": {**spec.meta.get("settings", {}), **settings},
+            **(
+                {"topology": {**spec.meta.get("topology", {}), "spark_deploy": spec.spark_deploy}}
+                if spec.spark_deploy
+                else {}
+            ),
+        },
     )
     typer.echo(f"run: {run_dir}")
     schedule = ready.scenario.schedule

@@ -95,7 +95,7 @@ def _faults(data: ReportData) -> list[dict[str, str]]:
                 "start": _rel_s(w.start_ms, data.start_ms),
                 "start_iso": iso_from_ms(w.start_ms),
                 "duration": fmt_s(duration) if duration is not None else "no end recorded",
-                "outcome": _with_observed(f.outcome or "-", f.observed),
+                "outcome": _with_observed(f.shown_outcome or "-", f.observed),
                 "params": json.dumps(f.params, sort_keys=True).replace("|", "\\|") if f.params else "-",
                 "rows_per_s": fmt_rate(effect.rows_per_s) if effect else NOT_MEASURED,
                 "ack_gap": fmt_s(effect.longest_ack_gap_s) if effect else NOT_MEASURED,
@@ -176,10 +176,16 @@ def _reran(data: ReportData, r: FaultRecovery) -> str:
     return found if r.recovered_at_ms is not None else f"{found} (until the run's end)"
 
 
+def _done(data: ReportData) -> list[FaultRecovery]:
+    """Recoveries of the faults that were tried: a not-applicable one did nothing."""
+    skip = {f.window.fault_id for f in data.faults if f.not_applicable}
+    return [r for r in data.recoveries if r.fault.fault_id not in skip]
+
+
 def _recoveries(data: ReportData) -> list[dict[str, str]]:
     rows = []
     faults = {f.window.fault_id: f for f in data.faults}
-    for r in data.recoveries:
+    for r in _done(data):
         fault = faults[r.fault.fault_id]
         rows.append(
             {
@@ -224,7 +230,7 @@ def _conclusion(data: ReportData) -> list[str]:
         counted = [r for r in data.recoveries if r.fault.fault_id in applied]
         done = sum(1 for r in counted if r.recovered)
         line = f"Recovery: {done} of {len(counted)} applied faults recovered within the run."
-        skipped = len(data.recoveries) - len(counted)
+        skipped = len(data.recoveries) - len(counted) - sum(1 for f in data.faults if f.not_applicable)
         if skipped:
             line += f" {skipped} fault(s) with another outcome (possibly not applied) are not counted."
         overlapped = sum(1 for r in counted if data.overlapping.get(r.fault.fault_id))
@@ -424,7 +430,7 @@ def write_report(data: ReportData) -> Path:
             out, data.series, data.ack_series, data.faults, data.start_ms, data.end_ms
         ),
         "latency": plots.plot_latency(out, data.series, data.faults, data.start_ms, data.end_ms, threshold),
-        "recovery": plots.plot_recovery(out, data.recoveries, data.end_ms),
+        "recovery": plots.plot_recovery(out, _done(data), data.end_ms),
         "unseen": plots.plot_unseen(
             out, data.series, data.ack_series, data.lag, data.faults, data.start_ms, data.end_ms
         ),

@@ -61,7 +61,9 @@ def _fault_entry(
         what.append(
             f"{fmt_int(effect.failed_ids)} failed and {fmt_int(effect.indeterminate_ids)} indeterminate sends"
         )
-    if not f.applied:
+    if f.not_applicable:
+        what.append(f"{f.shown_outcome}: nothing was done")
+    elif not f.applied:
         what.append(f"outcome `{f.outcome}`: may not have been applied")
     did = []
     # A fault that may not have been applied gets no component lines: what moved then was not its doing.

@@ -20,10 +20,19 @@ from tools.run.layout import TIMELINE_FILE
 OK = "ok"
 TARGET_VANISHED = "target-vanished"
 UNSUPPORTED = "unsupported"
+NOT_APPLICABLE = "not-applicable"  # a fault for another Spark deployment: nothing was done (`detail`: why)
 INTERRUPTED = "interrupted"
 RESTORED_AFTER_CRASH = "restored-after-crash"
 FAILED = "failed"  # written as "failed: <why>"
-OUTCOMES = (OK, TARGET_VANISHED, UNSUPPORTED, f"{FAILED}: <why>", INTERRUPTED, RESTORED_AFTER_CRASH)
+OUTCOMES = (
+    OK,
+    TARGET_VANISHED,
+    UNSUPPORTED,
+    NOT_APPLICABLE,
+    f"{FAILED}: <why>",
+    INTERRUPTED,
+    RESTORED_AFTER_CRASH,
+)
 # Outcomes of a fault that was applied; "" = not recorded. Others (unsupported, target-vanished,
 # failed: ...) mean it may not have been applied, or (failed undo) may have stayed applied: such faults
 # are shown but kept out of recovery statistics.
@@ -105,10 +114,21 @@ class Fault:
     params: dict[str, Any] = field(default_factory=dict)
     # What the target did during the fault, as the executor observed it (e.g. `disk fill`: exited, log lines).
     observed: list[str] = field(default_factory=list)
+    detail: str = ""  # why, for an outcome that says why not (not-applicable: the deployment it needs)
 
     @property
     def applied(self) -> bool:
         return self.outcome in APPLIED_OUTCOMES
+
+    @property
+    def not_applicable(self) -> bool:
+        """Another Spark deployment's fault: nothing was done, so there is nothing to recover from."""
+        return self.outcome == NOT_APPLICABLE
+
+    @property
+    def shown_outcome(self) -> str:
+        """The outcome as the report shows it: a not-applicable fault says why."""
+        return f"{self.outcome} ({self.detail})" if self.not_applicable and self.detail else self.outcome
 
 
 def _ms(record: dict[str, Any], key: str) -> int | None:
@@ -166,6 +186,7 @@ def read_faults(run_dir: Path) -> tuple[list[Fault], list[str]]:
                 outcome=str(record.get("outcome", "")),
                 params=params if isinstance(params, dict) else {},
                 observed=observed,
+                detail=str(record.get("detail") or ""),
             )
         )
     faults.sort(key=lambda f: (f.window.start_ms, f.window.fault_id))
