@@ -7,6 +7,7 @@ own restart policy (Restart=on-failure) would end a fault early if chaos did not
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
@@ -24,6 +25,7 @@ from docker.models.containers import Container
 from fixtures.images import vm_image
 
 from tools.chaos.config import ChaosConfig
+from tools.chaos.restore import RunLock
 
 pytestmark = pytest.mark.docker
 
@@ -489,3 +491,59 @@ def test_disk_fill_on_a_host_fills_the_volume_and_restore_removes_the_ballast(vm
         vmbed.assert_healthy()
     finally:
         a.sh("umount /cbt-data; rmdir /cbt-data")
+
+
+# A service that needs its disk: it writes 1 MiB, then runs; on a full disk it fails (no restart policy).
+WRITER_UNIT = """[Service]
+ExecStart=/bin/sh -c 'dd if=/dev/zero of=/cbt-data/w bs=64k count=16 && exec sleep infinity'
+"""
+
+
+def test_restore_all_sweeps_ballasts_on_hosts_and_starts_what_the_full_disk_failed(vmbed: VmBed) -> None:
+    """A disk fill whose injector was SIGKILLed and whose journal is lost: `restore --all --hosts` finds the
+    ballast on the host's filesystem, keeps the ballast of a run still active, and once no run is active
+    starts the hosts-file unit that the full disk made fail."""
+    a = vmbed.a
+    mount = "mkdir -p /cbt-data && (mountpoint -q /cbt-data || mount -t tmpfs -o size=32m tmpfs /cbt-data)"
+    unit = f"cat > /etc/systemd/system/cbt-writer.service <<'EOF'\n{WRITER_UNIT}EOF\nsystemctl daemon-reload"
+    assert a.sh(mount)[0] == 0 and a.sh(unit)[0] == 0
+    busy_dir = vmbed.bed.runs_dir / "busy"  # a run in progress: its lock is held
+    kept = "/cbt-data/.chaosbed-ballast-busy-01-svc-kill"
+    lost = "/cbt-data/.chaosbed-ballast-lost-01-svc-kill"
+    try:
+        assert a.sh(f"fallocate -l 1M {kept}")[0] == 0
+        proc, run_dir, _ = vmbed.start_run(
+            "lost", "- {kind: disk fill, target: svc-kill, volume: /cbt-data, at: 0s, duration: 60s}\n", 1
+        )
+        vmbed.bed.kill_hard(proc)
+        shutil.rmtree(run_dir)  # the journal is lost
+        assert sorted(a.sh("ls -A /cbt-data")[1].split()) == [kept.rsplit("/", 1)[1], lost.rsplit("/", 1)[1]]
+        a.sh("systemctl start cbt-writer")
+        assert a.active("cbt-writer") == "failed"  # No space left on device
+        writer = {"ssh_host": a.ip, "unit": "cbt-writer", "ssh_user": "root", "ssh_key": str(vmbed.key)}
+        hosts = str(vmbed.hosts_file({"svc-writer": writer}))
+        busy_dir.mkdir(parents=True)
+        (busy_dir / "chaos-journal.jsonl").touch()
+        busy = RunLock(busy_dir)
+        assert busy.acquire()
+        try:
+            first = vmbed.bed.cli("restore", "--all", "--hosts", hosts)
+            assert first.returncode == 0, first.stderr
+            assert f"rm {lost}" in first.stdout and "busy-01" not in first.stdout, first.stdout
+            assert a.sh("ls -A /cbt-data")[1].split() == [kept.rsplit("/", 1)[1], "w"]  # w: the writer's try
+            assert a.active("cbt-writer") == "failed"  # not while a run is active: it may be that run's doing
+        finally:
+            busy.release()
+        second = vmbed.bed.cli("restore", "--all", "--hosts", hosts)
+        assert second.returncode == 0, second.stderr
+        assert f"rm {kept}" in second.stdout, second.stdout
+        started = [ln for ln in second.stdout.splitlines() if "systemctl start" in ln]
+        assert len(started) == 1 and "systemctl start cbt-writer" in started[0], second.stdout
+        assert a.active("cbt-writer") == "active"
+        assert a.sh("stat -c %s /cbt-data/w")[1].strip() == str(1024 * 1024)  # it could write again
+        third = vmbed.bed.cli("restore", "--all", "--hosts", hosts)
+        assert third.returncode == 0 and "nothing to restore" in third.stdout, third.stdout
+        assert {u: a.active(u) for u in UNITS} == dict.fromkeys(UNITS, "active")  # the others left alone
+    finally:
+        a.sh("systemctl stop cbt-writer; systemctl reset-failed cbt-writer; rm /etc/systemd/system/cbt-w*")
+        a.sh("systemctl daemon-reload; umount /cbt-data; rmdir /cbt-data")
