@@ -5,7 +5,8 @@
 A fault class is a kind on a kind of target: broker kill, broker pause, controller kill, spark kill,
 postgres stop, ... The first fault of each class in the source is its template; faults fired by a
 pipeline trigger or declared concurrent are left out (they measure replays and overlaps, not one
-fault's recovery). The copies go round robin over the classes and, for broker faults, over the
+fault's recovery), and so are those of one Spark deployment (`spark_deploy:`; deployments.py measures the
+cluster's). The copies go round robin over the classes and, for broker faults, over the
 brokers, each alone: the next starts only after the previous one's window plus --gap.
 """
 
@@ -52,7 +53,7 @@ def templates(source: dict[str, Any]) -> list[dict[str, Any]]:
     """One fault per class, in the order the source first uses them."""
     seen: dict[str, dict[str, Any]] = {}
     for fault in source.get("faults") or []:
-        if "after" in fault or "concurrent_with" in fault:
+        if "after" in fault or "concurrent_with" in fault or "spark_deploy" in fault:
             continue
         seen.setdefault(fault_class(str(fault["kind"]), str(fault["target"])), fault)
     return list(seen.values())

@@ -47,6 +47,12 @@ BAD = [
         "must be a positive duration",
     ),
     ("missing-duration", "- {kind: pause, target: a, at: 0s}\n", 1, "'duration' is required"),
+    (
+        "unknown-spark-deploy",
+        "- {kind: pause, target: a, at: 0s, duration: 5s, spark_deploy: yarn}\n",
+        1,
+        "'spark_deploy' must be one of local, standalone, got 'yarn'",
+    ),
     ("bad-duration", "- {kind: pause, target: a, at: 0s, duration: 5}\n", 1, "duration with a unit"),
     ("negative-at", "- {kind: pause, target: a, at: -1s, duration: 5s}\n", 1, "'at' must not be negative"),
     ("missing-at", "- {kind: pause, target: a, duration: 5s}\n", 1, "missing 'at'"),
@@ -258,9 +264,9 @@ def test_shipped_scenarios_are_valid(name: str) -> None:
 def test_shipped_scenario_shapes() -> None:
     cfg = ChaosConfig()
     default = load_scenario(REPO / "scenarios" / "default.yml", cfg).schedule
-    assert 6 * 60_000 <= default.phase_ms <= 20 * 60_000  # every kind once, spaced: about 17 min
+    assert 6 * 60_000 <= default.phase_ms <= 25 * 60_000  # every kind once, spaced: about 23 min
     ci = load_scenario(REPO / "scenarios" / "ci.yml", cfg).schedule
-    assert ci.phase_ms <= 4 * 60_000
+    assert ci.phase_ms <= 4 * 60_000 + 30_000  # CI runs it twice
     kinds = {a.kind for a in ci.actions}
     assert {"kill", "stop", "pause", "restart", "iptables loss", "iptables partition"} <= kinds
     for action in ci.actions:
@@ -269,7 +275,22 @@ def test_shipped_scenario_shapes() -> None:
     assert {"kafka-1", "kafka-2", "kafka-3", "postgres", "spark", "producer"} | {
         "kafka-leader-most",
         "kafka-active-controller",
+        "spark-master",
+        "spark-worker-1",
+        "spark-worker-2",
     } == {a.service for a in default.actions}
+    # The standalone cluster's faults, in both: not applicable on the local deploy, where their phase ends
+    # with the last fault that runs.
+    for schedule in (default, ci):
+        cluster = {a.service for a in schedule.actions if a.fault.spark_deploy == "standalone"}
+        assert {"spark-master", "spark-worker-1", "spark-worker-2"} <= cluster
+        assert {a.kind for a in schedule.actions if a.service.startswith("spark-w")} >= {
+            "kill-executor",
+            "kill",
+            "pause",
+        }
+    local = load_scenario(REPO / "scenarios" / "default.yml", cfg, spark_deploy="local").schedule
+    assert local.phase_ms < default.phase_ms
 
 
 def test_unknown_target_is_refused_against_the_engine(bed, tmp_path: Path) -> None:
@@ -299,3 +320,30 @@ def test_plan_prints_offsets_and_touches_nothing(bed, tmp_path: Path) -> None:
     assert "T+02:00.000 -> end of phase" in result.stdout
     assert not bed.runs_dir.exists()
     assert bed.state("a")["Running"] and not bed.state("a")["Paused"]
+
+
+def test_a_fault_for_another_spark_deploy_is_recorded_not_applicable(bed, tmp_path: Path) -> None:
+    """The gated fault's target does not exist here: not refused, nothing done, its own outcome and reason
+    in the timeline (the deployment from --spark-deploy, else run.json); the same target without the key
+    is still refused."""
+    bed.service("a")
+    gated = "- {kind: kill, target: ghost, at: 0s, restart_after: 1s, spark_deploy: standalone}\n"
+    path = bed.scenario("- {kind: pause, target: a, at: 0s, duration: 1s}\n" + gated)
+    run_dir = bed.runs_dir / "gated"
+    done = bed.cli("run", "--scenario", str(path), "--run-dir", str(run_dir), "--spark-deploy", "local")
+    assert done.returncode == 0, done.stderr
+    lines = {line["target"]: line for line in bed.timeline(run_dir)}
+    assert lines["a"]["outcome"] == "ok"
+    assert lines["ghost"]["outcome"] == "not-applicable"
+    assert lines["ghost"]["detail"] == "needs spark_deploy standalone; this run's is local"
+    assert lines["ghost"]["call"] == [] and lines["ghost"]["container"] == ""
+    assert "ghost" not in (run_dir / "chaos-journal.jsonl").read_text()  # nothing to undo
+    # The run's record says which deployment it is on.
+    recorded = bed.runs_dir / "recorded"
+    recorded.mkdir(parents=True)
+    (recorded / "run.json").write_text('{"run_id": "recorded", "topology": {"spark_deploy": "local"}}')
+    dry = bed.cli("run", "--scenario", str(path), "--run-dir", str(recorded), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "not-applicable: needs spark_deploy standalone; this run's is local: nothing is done" in dry.stdout
+    code, _, stderr = validate(bed.scenario(gated.replace(", spark_deploy: standalone", "")), env=bed.env)
+    assert "unknown target 'ghost'" in one_line_error(code, stderr)
