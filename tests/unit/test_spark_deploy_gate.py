@@ -16,7 +16,10 @@ from tools.chaos.deployment import recorded
 from tools.chaos.dryrun import dry_run
 from tools.chaos.scenario import ScenarioError, load_scenario
 from tools.errors import ToolError
+from tools.run import meta
+from tools.run.phases import PhaseLog, write_plan
 from tools.run.timeline import NOT_APPLICABLE, read_faults
+from tools.watch import RunWatch
 
 runner = CliRunner()
 SCENARIO = (
@@ -130,3 +133,21 @@ def test_the_report_reads_the_outcome_and_its_reason(tmp_path: Path) -> None:
     (fault,), _ = read_faults(tmp_path)
     assert fault.not_applicable and not fault.applied
     assert fault.shown_outcome == "not-applicable (needs spark_deploy standalone; this run's is local)"
+
+
+def test_the_watch_names_the_next_fault_not_applicable(tmp_path: Path) -> None:
+    run_dir = meta.create_run(
+        tmp_path / "r1",
+        postgres_dsn="host=127.0.0.1 port=1 dbname=x user=x connect_timeout=1",
+        settings={"baseline_seconds": 60, "cooldown_seconds": 45},
+    )
+    reason = "needs spark_deploy standalone; this run's is local"
+    faults = [{"id": "01-spark-master", "name": "master restart", "target": "spark-master", "at_ms": 50_000}]
+    write_plan(run_dir, {"phase_ms": 120_000, "faults": [{**faults[0], "not_applicable": reason}]})
+    log = PhaseLog(run_dir)
+    log.enter("start")
+    log.enter("chaos", 120)
+    snap = RunWatch(run_dir).snapshot()
+    assert snap.next_fault is not None
+    assert snap.next_fault.startswith("01-spark-master master restart on spark-master in ")
+    assert snap.next_fault.endswith(f" (not-applicable: {reason})")
