@@ -1,5 +1,5 @@
 """Faults gated on the Spark deployment (`spark_deploy:` in a scenario entry, tools/chaos/deployment.py):
-not-applicable elsewhere, with the reason, in the plan, the dry run and the report's fault outcome."""
+not-applicable elsewhere, with the reason, in the plan, the dry run, the live watch and the report."""
 
 from __future__ import annotations
 
