@@ -14,7 +14,7 @@ from fixtures.sink import Row, execute, insert_rows
 
 from tools.ledger import load_ledger
 from tools.recovery import RecoveryParams
-from tools.report.data import gather
+from tools.report.data import gather, save_sink_data
 from tools.report.render import NOT_MEASURED, REPORT_FILE, write_report
 from tools.run import meta
 from tools.run.clock import iso_from_ms
@@ -221,7 +221,7 @@ def test_unsafe_profile_is_labelled(full_run: Path, fresh_pg_dsn: str) -> None:
 def test_offline_report_marks_sink_sections(full_run: Path) -> None:
     text = render(full_run, None)
     assert "Sink throughput and latency: not measured in this run" in text
-    assert "Recovery time: not measured in this run" in text
+    assert "Recovery time: not measured in this run (the sink was not queried (`--offline`)" in text
     assert "| Acknowledged (acks=all) | 12,000 |" in text  # ledger facts need no database
 
 
@@ -347,3 +347,50 @@ def test_what_spark_reran_per_fault(full_run: Path, fresh_pg_dsn: str) -> None:
     assert [e[2] for e in saved["executions"]] == [e[0] for e in executions]
     (full_run / "spark_batches.json").unlink()
     assert {v.split(" (")[0] for v in reran().values()} == {"no batch committed"}  # nor in the sink
+
+
+def test_saved_sink_data_renders_the_same_report_without_the_database(
+    full_run: Path, fresh_pg_dsn: str
+) -> None:
+    """What the report read from the sink, saved in the run directory (sink_data.json, as `tools experiment
+    run` does at the run's end), renders the same report once the run's rows are gone and with no
+    database at all; a baseline the copy does not hold says so instead of guessing."""
+    execute(  # one progress event with offsets: Spark's lag per partition, also read from the sink
+        fresh_pg_dsn,
+        "INSERT INTO spark_progress (query_id, batch_id, reported_at, num_input_rows, end_offsets,"
+        " latest_offsets) VALUES ('q1', 10, to_timestamp(%s), 0, %s, %s)",
+        (T0 + 50, json.dumps({"events": {"0": 40, "1": 7}}), json.dumps({"events": {"0": 45, "1": 7}})),
+    )
+    online = render(full_run, fresh_pg_dsn)
+    with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:  # what tools experiment run saves
+        saved = save_sink_data(full_run, conn, (60,))
+        save_executions(full_run, conn, ms(-10), ms(SECONDS + 60))
+    assert saved == full_run / "sink_data.json"
+    record = json.loads(saved.read_text())
+    with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(DISTINCT floor(extract(epoch FROM committed_at))) FROM events WHERE run_id = %s",
+            (RUN,),
+        )
+        assert len(record["series"]) == cur.fetchone()[0]  # one row per second with commits, none per event
+    assert [x["partitions"] for x in record["lag"]] == [{"0": [[ms(50), 5]], "1": [[ms(50), 0]]}]
+    execute(fresh_pg_dsn, "DELETE FROM events WHERE run_id = %s", (RUN,))
+    execute(fresh_pg_dsn, "DELETE FROM spark_progress")
+    execute(fresh_pg_dsn, "DELETE FROM sink_batch_reads")
+
+    def body(text: str) -> str:  # from the overview on: the first paragraph names the data's source
+        return text[text.index("## Overview") :]
+
+    recovery = section(online, "3. Recovery time measurements")
+    assert "| f1 | kafka-outage | kafka-1 | 16.0 s | 6.0 s |" in recovery
+    assert "p99 latency 100 ms" in recovery
+    for dsn in (fresh_pg_dsn, None):  # a database without the run's rows; none at all (--offline)
+        text = render(full_run, dsn)
+        assert section(text, "3. Recovery time measurements") == recovery, dsn
+        assert section(text, "4. Throughput and latency") == section(online, "4. Throughput and latency")
+        assert body(text) == body(online), dsn
+        assert "saved with it (`sink_data.json`, " in text and "lacks" not in text
+    assert "a fresh query of the `events` and `spark_progress` tables" in online
+    other = write_report(gather(full_run, None, RecoveryParams(baseline_s=30))).read_text()
+    assert "Recovery time: not measured" in section(other, "3. Recovery time measurements")
+    assert "holds no baseline of 30 s before the first fault (saved: 60 s)" in " ".join(other.split())

@@ -22,6 +22,8 @@ from fixtures.sink import SinkEmulator
 
 from tools import ranges
 from tools.ledger import load_ledger
+from tools.report.data import save_sink_data
+from tools.spark_reruns import save_executions
 
 PAUSE_S = 6.0
 
@@ -111,3 +113,23 @@ def test_recovery_is_measured_on_a_real_run(
     assert res.stdout.split() == [str(run_dir / "RESILIENCE_REPORT.md"), str(page)]
     dom = assert_report_page_renders(page, tmp_path / "shot.png")
     assert "this run saved no Prometheus metrics" in dom  # no Prometheus here: one line says so
+
+    # What `tools experiment run` saves at a run's end: the sink's figures and Spark's batch executions.
+    # Once the run's rows are gone, `--offline` renders the same recovery table from them.
+    with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:
+        save_sink_data(run_dir, conn, (60,))
+        save_executions(run_dir, conn, 0, time.time_ns() // 1_000_000 + 1)
+    with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM events WHERE run_id = 'e2e'")
+        conn.commit()
+    assert sink_count(fresh_pg_dsn, "e2e") == 0
+    res = run_tools("report", run_dir, "--hold", "3", "--offline")
+    assert res.returncode == 0, res.stderr
+    offline = (run_dir / "RESILIENCE_REPORT.md").read_text()
+
+    def recovery_section(report: str) -> str:
+        return report.split("## 3. Recovery time measurements")[1].split("\n## ")[0]
+
+    assert recovery_section(offline) == recovery_section(text)
+    assert row.group(0) in recovery_section(offline)
+    assert "saved with it (`sink_data.json`, " in offline

@@ -1,20 +1,17 @@
-"""Everything the report shows, gathered from the run directory and a fresh query of the sink.
-
-Aggregates are computed in PostgreSQL (per-second buckets of committed_at, percentile_cont), so
-the Python side holds one object per second, never one per row.
-"""
+"""Everything the report shows, gathered from the run directory and the sink's figures for the run
+(tools/report/sink.py: the copy saved with the run, else a query of the sink)."""
 
 from __future__ import annotations
 
 import json
 import math
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from psycopg2 import sql
 from psycopg2.extensions import connection
 
 from tools import ranges
@@ -33,36 +30,15 @@ from tools.recovery import (
     summarize_by_kind,
 )
 from tools.report.signals import Metrics, load_metrics
+from tools.report.sink import Latency, SinkReader, SparkSummary
 from tools.run.clock import ms_from_iso, now_iso
-from tools.run.layout import LEDGER_FILE, VALIDATION_FILE
+from tools.run.layout import LEDGER_FILE, SINK_DATA_FILE, VALIDATION_FILE
 from tools.run.meta import check_sink_table, load_run
 from tools.run.phases import read_plan
 from tools.run.timeline import Fault, read_faults
 from tools.spark_reruns import Execution, load_executions, query_executions
 
 AFTER_FAULT_S = 60  # how long after a fault's end its producer-side effects are attributed to it
-
-
-@dataclass(frozen=True)
-class Latency:
-    rows: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    max_ms: float
-    first_commit_ms: int
-    last_commit_ms: int
-
-
-@dataclass(frozen=True)
-class SparkSummary:
-    progress_events: int
-    batches_with_rows: int
-    query_ids: int
-    input_rows: int
-    batch_ms_p50: float | None
-    batch_ms_max: float | None
-    processed_rps_max: float | None
 
 
 @dataclass(frozen=True)
@@ -107,111 +83,14 @@ class ReportData:
     # Spark's batch executions (tools/spark_reruns.py) and the [start_ms, end_ms) they cover: saved in the
     # run directory, else queried from the sink; None: neither.
     spark_batches: tuple[list[Execution], int, int] | None = None
+    no_baseline: str = ""  # why there is no baseline (when there is none)
+    # Where the sink's figures came from: the copy saved with the run (when it was written), a query.
+    sink_saved_at: str | None = None
+    sink_queried: bool = False
 
     @property
     def sink_table(self) -> str:
         return str(self.run["sink_table"])
-
-
-def _latency_sql(table: str) -> sql.Composed:
-    return sql.SQL(
-        "SELECT committed_at, extract(epoch FROM (committed_at - produced_at)) * 1000 AS lat "
-        "FROM {} WHERE run_id = %(run_id)s"
-    ).format(sql.Identifier(table))
-
-
-def query_series(conn: connection, run_id: str, table: str) -> list[SecondStats]:
-    """Rows committed and p50/p99 end-to-end latency per second of committed_at."""
-    with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL(
-                """SELECT floor(extract(epoch FROM committed_at))::bigint AS sec, count(*),
-                          percentile_cont(0.5) WITHIN GROUP (ORDER BY lat),
-                          percentile_cont(0.99) WITHIN GROUP (ORDER BY lat)
-                   FROM ({}) t GROUP BY 1 ORDER BY 1"""
-            ).format(_latency_sql(table)),
-            {"run_id": run_id},
-        )
-        return [SecondStats(int(s), int(n), float(p50), float(p99)) for s, n, p50, p99 in cur.fetchall()]
-
-
-def query_latency(
-    conn: connection, run_id: str, table: str, start_ms: int | None = None, end_ms: int | None = None
-) -> Latency | None:
-    """Latency percentiles over all of the run's rows, or those committed in [start_ms, end_ms)."""
-    window = ""
-    params: dict[str, Any] = {"run_id": run_id}
-    if start_ms is not None and end_ms is not None:
-        window = (
-            "WHERE committed_at >= to_timestamp(%(a)s / 1000.0)"
-            " AND committed_at < to_timestamp(%(b)s / 1000.0)"
-        )
-        params.update(a=start_ms, b=end_ms)
-    with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL(
-                """SELECT count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY lat),
-                          max(lat),
-                          floor(extract(epoch FROM min(committed_at)) * 1000)::bigint,
-                          floor(extract(epoch FROM max(committed_at)) * 1000)::bigint
-                   FROM ({}) t """
-                + window
-            ).format(_latency_sql(table)),
-            params,
-        )
-        n, pct, mx, first, last = cur.fetchone()
-    if not n:
-        return None
-    return Latency(int(n), float(pct[0]), float(pct[1]), float(pct[2]), float(mx), int(first), int(last))
-
-
-def query_spark(conn: connection, start_ms: int, end_ms: int) -> SparkSummary | None:
-    """spark_progress rows reported during the run (the table has no run id: matched by time)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            """SELECT count(*), count(*) FILTER (WHERE num_input_rows > 0), count(DISTINCT query_id),
-                      coalesce(sum(num_input_rows), 0),
-                      percentile_cont(0.5) WITHIN GROUP (ORDER BY batch_duration_ms)
-                          FILTER (WHERE num_input_rows > 0),
-                      max(batch_duration_ms) FILTER (WHERE num_input_rows > 0),
-                      max(processed_rows_per_second)
-               FROM spark_progress
-               WHERE reported_at >= to_timestamp(%s / 1000.0) AND reported_at <= to_timestamp(%s / 1000.0)""",
-            (start_ms, end_ms),
-        )
-        n, with_rows, qids, rows, p50, mx, rps = cur.fetchone()
-    if not n:
-        return None
-    return SparkSummary(
-        int(n),
-        int(with_rows),
-        int(qids),
-        int(rows),
-        None if p50 is None else float(p50),
-        None if mx is None else float(mx),
-        None if rps is None else float(rps),
-    )
-
-
-def query_lag(conn: connection, topic: str, start_ms: int, end_ms: int) -> dict[int, list[tuple[int, int]]]:
-    """Spark's lag behind the log per partition at each progress event of the run's span: the latest
-    offset Kafka had minus the end offset of the batch (spark_progress)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            """SELECT (extract(epoch FROM p.reported_at) * 1000)::bigint, e.key::int,
-                      (p.latest_offsets -> %(topic)s ->> e.key)::bigint - e.value::bigint
-               FROM spark_progress p, jsonb_each_text(p.end_offsets -> %(topic)s) e
-               WHERE p.reported_at >= to_timestamp(%(lo)s / 1000.0)
-                 AND p.reported_at <= to_timestamp(%(hi)s / 1000.0)
-                 AND p.latest_offsets ? %(topic)s
-               ORDER BY 1""",
-            {"topic": topic, "lo": start_ms, "hi": end_ms},
-        )
-        out: dict[int, list[tuple[int, int]]] = {}
-        for ms, part, lag in cur.fetchall():
-            if lag is not None:
-                out.setdefault(int(part), []).append((int(ms), int(lag)))
-    return out
 
 
 def load_validation(run_dir: Path) -> dict[str, Any] | None:
@@ -295,8 +174,10 @@ def gather(
     conn: connection | None,
     params: RecoveryParams,
     sink_table: str | None = None,
+    sink: SinkReader | None = None,
 ) -> ReportData:
-    """Read the run directory and (when conn is given) query the sink; nothing is estimated."""
+    """Read the run directory and the sink's figures for the run: the copy saved with it, else (when conn is
+    given) a query; nothing is estimated. sink: read through that reader instead (save_sink_data)."""
     run = load_run(run_dir)
     if sink_table:
         run["sink_table"] = sink_table
@@ -310,11 +191,13 @@ def gather(
     metrics = load_metrics(run_dir)
     if metrics is not None:
         notes += metrics.notes
+    if sink is None:
+        sink = SinkReader.open(run_dir, run["run_id"], table, conn)
     series: list[SecondStats] = []
     latency = None
-    if conn is not None:
-        series = query_series(conn, run["run_id"], table)
-        latency = query_latency(conn, run["run_id"], table)
+    if sink is not None:
+        series = sink.series()
+        latency = sink.latency()
     # The run's time span: from run.json's start to the last thing any source recorded.
     candidates_end = [f.window.end_ms or f.window.start_ms for f in faults]
     if latency:
@@ -325,27 +208,42 @@ def gather(
         candidates_end.append(ms_from_iso(run["ended_at"]))
     start_ms = ms_from_iso(run["started_at"]) if run.get("started_at") else min(candidates_end, default=0)
     end_ms = max(candidates_end, default=start_ms)
-    spark = query_spark(conn, start_ms, end_ms + AFTER_FAULT_S * 1000) if conn is not None else None
-    lag = query_lag(conn, run.get("topic") or "events", start_ms, end_ms) if conn is not None else {}
+    spark = sink.spark((start_ms, end_ms + AFTER_FAULT_S * 1000)) if sink is not None else None
+    lag = sink.lag(run.get("topic") or "events", (start_ms, end_ms)) if sink is not None else {}
     spark_batches = load_executions(run_dir)
     if spark_batches is None and conn is not None:
         span = start_ms, end_ms + AFTER_FAULT_S * 1000
         spark_batches = query_executions(conn, *span), *span
 
     baseline = None
+    no_baseline = f"the sink was not queried (`--offline`) and the run saved no `{SINK_DATA_FILE}`"
     recoveries: list[FaultRecovery] = []
-    if faults and conn is not None:
+    if faults and sink is not None:
         first = faults[0].window.start_ms
-        base_from = baseline_start_ms(first, params, start_ms)
-        base = query_latency(conn, run["run_id"], table, base_from, first)
-        baseline = make_baseline(
-            series, base.p99_ms if base else None, base.rows if base else 0, first, params, start_ms
-        )
-        if baseline is None:
-            notes.append("no rows were committed before the first fault: no baseline, recovery not measured")
+        window = baseline_start_ms(first, params, start_ms), first
+        if not sink.has("latency", window):
+            saved = ", ".join(f"{(b - a) / 1000:g} s" for a, b in sink.saved_windows()) or "none"
+            no_baseline = (
+                f"`{SINK_DATA_FILE}` holds no baseline of {params.baseline_s} s before the first fault "
+                f"(saved: {saved}) and the sink was not queried"
+            )
         else:
-            windows = [f.window for f in faults]
-            recoveries = recover_faults(windows, series, baseline, producer_running(ledger), end_ms, params)
+            base = sink.latency(window)
+            baseline = make_baseline(
+                series, base.p99_ms if base else None, base.rows if base else 0, first, params, start_ms
+            )
+            if baseline is None:
+                no_baseline = "no rows committed before the first fault, so no baseline"
+                notes.append(
+                    "no rows were committed before the first fault: no baseline, recovery not measured"
+                )
+            else:
+                windows = [f.window for f in faults]
+                recoveries = recover_faults(
+                    windows, series, baseline, producer_running(ledger), end_ms, params
+                )
+    if sink is not None:
+        notes += sink.notes
     if validation is not None and latency is not None:
         validated = validation.get("validated_at")
         if isinstance(validated, str) and ms_from_iso(validated) < latency.last_commit_ms:
@@ -380,4 +278,17 @@ def gather(
         concurrent_groups=groups,
         metrics=metrics,
         spark_batches=spark_batches,
+        no_baseline=no_baseline,
+        sink_saved_at=sink.saved_at if sink is not None else None,
+        sink_queried=bool(sink and sink.queries),
     )
+
+
+def save_sink_data(run_dir: Path, conn: connection, baselines_s: Iterable[int]) -> Path:
+    """Save in the run directory everything the report reads from the sink for the run (SINK_DATA_FILE),
+    with the baseline windows of `baselines_s` seconds, so a re-render needs no database."""
+    run = load_run(run_dir)
+    sink = SinkReader(run["run_id"], check_sink_table(run["sink_table"]), conn)
+    for seconds in dict.fromkeys(baselines_s):
+        gather(run_dir, None, RecoveryParams(baseline_s=seconds), sink=sink)
+    return sink.save(run_dir)

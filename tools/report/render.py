@@ -20,7 +20,7 @@ from tools.report.data import ReportData
 from tools.report.findings import AFTER_S, PRE_S, fault_horizon, panel_signals
 from tools.report.fmt import NOT_MEASURED, fmt_int, fmt_ms, fmt_rate, fmt_s
 from tools.run.clock import iso_from_ms
-from tools.run.layout import METRICS_DIR, REPORT_FILE
+from tools.run.layout import METRICS_DIR, REPORT_FILE, SINK_DATA_FILE
 from tools.spark_reruns import count_reruns
 
 TEMPLATE = "report.md.j2"
@@ -253,6 +253,15 @@ def _conclusion(data: ReportData) -> list[str]:
     return lines
 
 
+def _sink_from(data: ReportData) -> str:
+    """Where the sink's figures came from, for the report's first paragraph."""
+    tables = f"the `{data.sink_table}` and `spark_progress` tables"
+    if data.sink_saved_at is None:
+        return f"a fresh query of {tables}" if data.sink_queried else f"no query of {tables} (`--offline`)"
+    saved = f"{tables}' figures for this run, saved with it (`{SINK_DATA_FILE}`, {data.sink_saved_at})"
+    return f"{saved}, and a query of them for what that copy lacks" if data.sink_queried else saved
+
+
 def build_context(
     data: ReportData, plot_files: dict[str, str | None], signal_plots: dict[str, str | None] | None = None
 ) -> dict[str, Any]:
@@ -271,6 +280,8 @@ def build_context(
         "ended_at": iso_from_ms(data.end_ms),
         "duration": fmt_s((data.end_ms - data.start_ms) / 1000),
         "sink_table": data.sink_table,
+        "sink_from": _sink_from(data),
+        "no_baseline": data.no_baseline,
         "topic": run.get("topic") or NOT_MEASURED,
         "bootstrap": run.get("bootstrap_servers") or NOT_MEASURED,
         "dsn": redact_dsn(run.get("postgres_dsn")),

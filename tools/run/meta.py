@@ -50,14 +50,14 @@ def _has_password(data: Any) -> bool:
     return bool(dsn) and "password" in str(dsn)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write via a temp file + rename, so a reader never sees half a file."""
+def write_json_atomic(path: Path, data: Any, indent: int | None = 2) -> None:
+    """Write via a temp file + rename, so a reader never sees half a file (indent None: one line)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         # Readable by the other tools' users, unless someone put a password inline in the DSN.
         os.fchmod(fd, 0o600 if _has_password(data) else 0o644)
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
+            json.dump(data, fh, indent=indent, sort_keys=False, separators=None if indent else (",", ":"))
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
