@@ -448,7 +448,7 @@ def write_report(data: ReportData) -> Path:
     }
     signal_plots: dict[str, str | None] = {}
     if data.metrics is not None:
-        for f in data.faults:
+        for f in (f for f in data.faults if not f.not_applicable):  # nothing was done: nothing to plot
             end = f.window.end_ms if f.window.end_ms is not None else data.end_ms
             until = fault_horizon(data, f)
             signals = panel_signals(data.metrics, f.window.target, f.window.start_ms, end, until)

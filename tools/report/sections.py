@@ -79,7 +79,7 @@ def _fault_entry(
         "target": w.target or "-",
         "when": " ".join(facts),
         "what": "; ".join(what) or NOT_MEASURED,
-        "recovery": _recovery_words(r),
+        "recovery": "nothing to recover from" if f.not_applicable else _recovery_words(r),
         "did": did,
         "plot": plot,
     }
