@@ -102,6 +102,7 @@ def one_run(profile: str, index: int, scenario: str, producer: ContainerSettings
         runs_root=REPO / "runs",
         run_id=f"{stamp()}-bench-{profile}-{index}",
         render_report=False,
+        spark_deploy="local",  # site.yml -e profile=P provisions the default deploy (ci.yml gates on it)
     )
     result = run_experiment(spec)
     out: dict[str, Any] = {"run_id": result.run_dir.name, "exit": result.exit_code}
