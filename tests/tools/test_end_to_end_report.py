@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -133,3 +134,15 @@ def test_recovery_is_measured_on_a_real_run(
     assert recovery_section(offline) == recovery_section(text)
     assert row.group(0) in recovery_section(offline)
     assert "saved with it (`sink_data.json`, " in offline
+    # No database answering at all: one warning line, the same table from the saved copy.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]  # nothing listens once the socket is closed
+    res = run_tools(
+        "report", run_dir, "--hold", "3", "--postgres-dsn", f"host=127.0.0.1 port={closed} dbname=x"
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("warning: cannot connect to PostgreSQL"), (
+        res.stderr
+    )
+    assert recovery_section((run_dir / "RESILIENCE_REPORT.md").read_text()) == recovery_section(text)

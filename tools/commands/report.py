@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import psycopg2
 import typer
+from psycopg2.extensions import connection
 
 from tools.commands.options import (
     PostgresDsnOption,
@@ -18,7 +20,7 @@ from tools.commands.options import (
 from tools.errors import EXIT_BAD_INPUT, ToolError, one_line_errors
 from tools.pgconn import connect
 from tools.recovery import RecoveryParams
-from tools.run.layout import find_run
+from tools.run.layout import SINK_DATA_FILE, find_run
 from tools.run.meta import load_run
 
 DEFAULTS = RecoveryParams()
@@ -34,7 +36,12 @@ def report(
     postgres_dsn: PostgresDsnOption = None,
     sink_table: SinkTableOption = None,
     offline: Annotated[
-        bool, typer.Option("--offline", help="Do not query PostgreSQL; sink sections read 'not measured'.")
+        bool,
+        typer.Option(
+            "--offline",
+            help="Do not query PostgreSQL: the sink's figures come from the run's sink_data.json; "
+            "without it sink sections read 'not measured'.",
+        ),
     ] = False,
     hold: Annotated[
         int, typer.Option(min=1, help="Recovery: seconds the pipeline must stay healthy.")
@@ -61,7 +68,7 @@ def report(
     path = find_run(run, run_dir, run_id, runs_root)
     info = load_run(path)
     params = RecoveryParams(hold_s=hold, baseline_s=baseline)
-    conn = None if offline else connect(postgres_dsn or info.get("postgres_dsn"), what="sink")
+    conn = None if offline else _connect(postgres_dsn or info.get("postgres_dsn"), path)
     try:
         data = gather(path, conn, params, sink_table)
     except psycopg2.Error as exc:
@@ -75,3 +82,14 @@ def report(
         from tools.report.html import write_html
 
         typer.echo(str(write_html(out)))
+
+
+def _connect(dsn: str | None, run_dir: Path) -> connection | None:
+    """The sink; a run that saved its figures renders from them when the sink does not answer."""
+    try:
+        return connect(dsn, what="sink")
+    except ToolError as exc:
+        if not (run_dir / SINK_DATA_FILE).is_file():
+            raise
+        typer.echo(f"warning: {exc}: rendering from the run's {SINK_DATA_FILE}", err=True)
+        return None
