@@ -1,5 +1,5 @@
-"""The job on Spark's standalone cluster (spark_deploy: standalone): one module provisions the cluster,
-checks it, and provisions the default deploy mode back at the end, so that other tests see it.
+"""The job on Spark's standalone cluster (spark_deploy: standalone), as CI's chaos run left it
+(conftest.standalone_ci_run provisions it; the default comes back after the package).
 
 The application has one executor on each of the two workers; an executor JVM killed while batches run
 is relaunched by its worker, its tasks run again, and every event is still committed exactly once; a
@@ -14,14 +14,12 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
-from .conftest import BIN, ROOT, Pipeline, run_playbook
+from .conftest import BIN, ROOT, Pipeline, PlaybookRun
 from .test_pipeline import produce, wait_for_rows
 
 MASTER_UI = "http://127.0.0.1:8080/json/"
@@ -29,7 +27,6 @@ WORKER_UIS = {
     "spark-worker-1": "http://127.0.0.1:8081/json/",
     "spark-worker-2": "http://127.0.0.1:8082/json/",
 }
-PASSFILE = ROOT / ".secrets" / "pgpass"
 
 
 def status(url: str) -> dict[str, Any]:
@@ -68,19 +65,10 @@ def one_executor_each() -> dict[str, list[dict[str, Any]]] | None:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Pipeline]:
-    result = run_playbook("playbooks/site.yml", "-e", "spark_deploy=standalone")
-    try:
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-        yield Pipeline(
-            bootstrap_servers="127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094",
-            postgres_dsn=f"postgresql://chaosbed@127.0.0.1:5432/chaosbed?passfile={PASSFILE}",
-            topic="events",
-            docker=docker.from_env(),
-        )
-    finally:
-        back = run_playbook("playbooks/site.yml")
-        assert back.returncode == 0, back.stdout[-4000:] + back.stderr[-2000:]
+def cluster(pipeline: Pipeline, standalone_ci_run: PlaybookRun) -> Pipeline:
+    code, stdout, _run = standalone_ci_run
+    assert code == 0, stdout[-4000:]
+    return pipeline
 
 
 def test_the_application_has_two_executors_on_two_workers(cluster: Pipeline) -> None:

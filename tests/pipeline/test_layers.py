@@ -18,19 +18,11 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 from confluent_kafka import ElectionType, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from .conftest import ROOT, Pipeline
 from .test_profiles import TOOLS, provision, tools, wait_for_progress_after_restart
-
-
-@pytest.fixture(scope="module")
-def restore_safe_profile():  # type: ignore[no-untyped-def]
-    """The safe profile back once after this module's tests (each provisions its own profile first)."""
-    yield
-    provision()
 
 
 def start_producer(
@@ -97,7 +89,7 @@ def counts(result: dict) -> dict[str, int]:
 
 
 def test_unsafe_offsets_is_a_spark_gap_and_the_log_holds_every_id(
-    pipeline: Pipeline, tmp_path: Path, restore_safe_profile: None
+    pipeline: Pipeline, tmp_path: Path, provisions_back: None
 ) -> None:
     provision("-e", "profile=unsafe-offsets")
     run_id = f"test-offsets-{uuid.uuid4().hex[:6]}"
@@ -168,7 +160,7 @@ def wait_state(
 
 
 def test_unsafe_kafka_unclean_failover_is_a_kafka_lost_write(
-    pipeline: Pipeline, tmp_path: Path, restore_safe_profile: None
+    pipeline: Pipeline, tmp_path: Path, provisions_back: None
 ) -> None:
     provision("-e", "profile=unsafe-kafka")
     topic = "events-unsafe"
