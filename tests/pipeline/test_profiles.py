@@ -104,7 +104,14 @@ def test_safe_sink_absorbs_the_same_replay(pipeline: Pipeline, tmp_path: Path, p
 def test_chaos_alone_catches_the_unsafe_sink(pipeline: Pipeline, provisions_back: None) -> None:
     """`chaos.yml -e scenario=ci -e profile=unsafe-sink` fails with duplicates, no failpoint armed: the
     scenario's Spark SIGKILL fires on the first sink commit after a restart (tools/chaos/triggers.py)."""
-    result = run_playbook("playbooks/chaos.yml", "-e", "scenario=ci", "-e", "profile=unsafe-sink")
+    # What is asserted needs no latency baseline and no last recovery: both shortened (CI runs it).
+    result = run_playbook(
+        "playbooks/chaos.yml",
+        "-e", "scenario=ci",
+        "-e", "profile=unsafe-sink",
+        "-e", "chaos_baseline_seconds=20",
+        "-e", "chaos_cooldown_seconds=15",
+    )  # fmt: skip
     run = run_of(result.stdout)
     env = pipeline.container("spark").attrs["Config"]["Env"]
     assert "CHAOSBED_FAILPOINT=" in env, env
