@@ -728,6 +728,18 @@ def _latency_rows(lat: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _after_heal_note(c: dict[str, Any]) -> str:
+    """The class's figures after the service returned, never a negative duration (as the report words it)."""
+    heal = c["after_heal"]
+    if heal["worst"] is None:
+        return ""
+    early = sum(1 for x in c["after_heal_s"] if x <= 0)
+    if early == len(c["after_heal_s"]):
+        return "; every one recovered before the service returned"
+    note = f"; after the service returned: worst {heal['worst']:g} s, median {max(heal['median'], 0):g} s"
+    return note + (f" ({early} recovered before it returned)" if early else "")
+
+
 def _recovery_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
     for name, c in r["classes"].items():
@@ -744,11 +756,7 @@ def _recovery_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"worst {figure['worst']:g} s, p95 {figure['p95']:g} s, median {figure['median']:g} s "
                 f"{frm} (each: {each})"
             )
-            heal = c["after_heal"]
-            if judged == "recovery_s" and heal["worst"] is not None:
-                value += (
-                    f"; after the service returned: worst {heal['worst']:g} s, median {heal['median']:g} s"
-                )
+            value += _after_heal_note(c) if judged == "recovery_s" else ""
         if c.get("not_applied"):
             value += f"; {c['not_applied']} more failed to apply, not counted"
         target = TARGETS.get(name)
