@@ -102,6 +102,9 @@ def one_run(profile: str, index: int, scenario: str, producer: ContainerSettings
         runs_root=REPO / "runs",
         run_id=f"{stamp()}-bench-{profile}-{index}",
         render_report=False,
+        # A catch is a verdict, not a recovery time: CI's own short baseline and cooldown (tests/pipeline).
+        baseline_s=20,
+        cooldown_s=15,
         spark_deploy="local",  # site.yml -e profile=P provisions the default deploy (ci.yml gates on it)
     )
     result = run_experiment(spec)
