@@ -15,8 +15,9 @@ RecoveryParams.describe()):
   at s (per the ledger's sessions, heartbeats included) so nothing was due, and the fault has
   ended (a producer that is down because of the fault itself is not a recovery).
 * Recovery time of a fault = R - fault start, where R is the first second >= the fault's start such
-  that every second of [R, R + hold) is healthy (hold default 10 s, at least 2c) and the run's data
-  covers that window; 0 if the pipeline never left the healthy state.
+  that every second of [R, R + hold) is healthy (hold default 10 s, at least 2c), and so is every
+  second from R until the fault ends (a pipeline that degrades late in a long fault has not recovered
+  before it), and the run's data covers that window; 0 if the pipeline never left the healthy state.
 * Time after heal = R - fault end (negative: it recovered while the fault was still active; the report
   says so in words, and "no degradation" when the recovery time is 0).
 * No such R: "did not recover within the run".
@@ -68,7 +69,8 @@ class RecoveryParams:
             f"baseline's commit cadence) hold commits whose per-second p99 is within the threshold, or hold "
             f"none while the producer was not running after the fault ended. Recovery time = from the "
             f"fault's start to the first second that begins {self.hold_s} s (at least 2c) of consecutive "
-            f"healthy seconds; time after heal = recovery moment - fault end; no such second in the data = "
+            f"healthy seconds lasting at least until the fault ended; time after heal"
+            f" = recovery moment - fault end; no such second in the data = "
             f"did not recover within the run."
         )
 
@@ -214,7 +216,10 @@ def recover_faults(
         for i in range(len(healthy) - 1, -1, -1):
             run[i] = run[i + 1] + 1 if healthy[i] else 0
         start_idx = math.floor(fault.start_ms / 1000) - first_sec
-        rec_idx = next((i for i in range(start_idx, len(healthy)) if run[i] >= hold), None)
+        # The healthy stretch lasts `hold` seconds and through the fault's last second.
+        rec_idx = next(
+            (i for i in range(start_idx, len(healthy)) if run[i] >= max(hold, healed_idx - i)), None
+        )
         recovered_ms = None
         if rec_idx is not None:
             recovered_ms = max((first_sec + rec_idx) * 1000, fault.start_ms)

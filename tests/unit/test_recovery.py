@@ -167,3 +167,13 @@ def test_peak_latency_covers_the_fault_even_when_it_had_no_effect_at_first() -> 
     data = series([(0, 60, 100, 100), (60, 64, 100, 900), (64, 120, 100, 100)])  # below the threshold
     (r,) = run(data, [fault("f1", "k", 60.0, 66.0)])
     assert r.recovery_s == 0.0 and r.peak_p99_ms == 900
+
+
+def test_a_fault_whose_effect_comes_late_has_not_recovered_before_it() -> None:
+    # A 30 s pause: the sink's backlog keeps the first 12 s healthy, then commits stop until the end.
+    data = series([(0, 72, 100, 100), (90, 120, 100, 100)])
+    (r,) = run(data, [fault("f1", "pause", 60.0, 90.0)])
+    assert r.recovery_s == 30.0 and r.after_heal_s == 0.0
+    # The same degradation after the fault ended is another story: recovered in 0 s, before it.
+    (early,) = run(series([(0, 120, 100, 100)]), [fault("f2", "pause", 60.0, 90.0)])
+    assert early.recovery_s == 0.0
