@@ -103,7 +103,9 @@ def test_safe_sink_absorbs_the_same_replay(pipeline: Pipeline, tmp_path: Path, p
 
 def test_chaos_alone_catches_the_unsafe_sink(pipeline: Pipeline, provisions_back: None) -> None:
     """`chaos.yml -e scenario=ci -e profile=unsafe-sink` fails with duplicates, no failpoint armed: the
-    scenario's Spark SIGKILL fires on the first sink commit after a restart (tools/chaos/triggers.py)."""
+    scenario fills Spark's checkpoint volume as a batch starts (the batch commits to PostgreSQL, its commit
+    log cannot be written) and SIGKILLs Spark on the first sink commit after a restart
+    (tools/chaos/triggers.py); both make Spark run a committed batch again."""
     # What is asserted needs no latency baseline and no last recovery: both shortened (CI runs it).
     result = run_playbook(
         "playbooks/chaos.yml",
@@ -132,6 +134,8 @@ def test_chaos_alone_catches_the_unsafe_sink(pipeline: Pipeline, provisions_back
     triggered = [f for f in faults if (f.get("trigger") or {}).get("event") == "sink-commit"]
     assert triggered and all(f["outcome"] == "ok" for f in triggered), triggered
     assert all(f["trigger"]["fire_ms"] >= f["trigger"]["event_ms"] for f in triggered)
+    fills = [f for f in faults if f["kind"] == "disk fill" and f["target"] == "spark"]
+    assert [(f["outcome"], f["trigger"]["event"]) for f in fills] == [("ok", "batch-start")], fills
     # `make bench` on the pipeline left on this profile stops at once with one line (no waiting loop).
     bench = subprocess.run(
         [sys.executable, "benchmarks/bench.py", "--skip-kafka", "--skip-postgres"],
