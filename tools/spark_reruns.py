@@ -7,6 +7,7 @@ commit transaction): `execution` > 0 is a whole batch run again, `retried_tasks`
 execution that Spark ran more than once (their successful attempt was not the first). The table has no
 run id, so a run's executions are those committed in its time span; `tools experiment run` saves them in
 the run directory (SPARK_BATCHES_FILE) so the report gives the same answer after the sink is gone.
+Which executions count for a fault (the report's "Spark re-ran" column) is Executions.until_recovery.
 """
 
 from __future__ import annotations
@@ -62,6 +63,27 @@ class Reruns:
         return ", ".join(parts) if parts else "nothing re-run"
 
 
+@dataclass(frozen=True)
+class Executions:
+    """The batch executions committed in [start_ms, end_ms), the span they were read for."""
+
+    found: list[Execution]
+    start_ms: int
+    end_ms: int
+
+    def until_recovery(self, fault_start_ms: int, recovered_at_ms: int | None, run_end_ms: int) -> str | None:
+        """What Spark re-ran from a fault's start to the end of the second it recovered in (recovery is
+        found per second), or to the run's end when it did not recover; None: the span does not cover it."""
+        if recovered_at_ms is None:
+            end = min(run_end_ms, self.end_ms)
+        else:
+            end = recovered_at_ms // 1000 * 1000 + 1000
+        if fault_start_ms < self.start_ms or end > self.end_ms:
+            return None
+        found = count_reruns(self.found, fault_start_ms, end).describe()
+        return found if recovered_at_ms is not None else f"{found} (until the run's end)"
+
+
 def query_executions(conn: Any, start_ms: int, end_ms: int) -> list[Execution]:
     """The batch executions committed in [start_ms, end_ms), oldest first."""
     with conn.cursor() as cur:
@@ -101,7 +123,7 @@ def save_executions(run_dir: Path, conn: Any, start_ms: int, end_ms: int) -> int
     return len(found)
 
 
-def load_executions(run_dir: Path) -> tuple[list[Execution], int, int] | None:
+def load_executions(run_dir: Path) -> Executions | None:
     """The saved executions and the [start_ms, end_ms) they cover, or None when the run saved none."""
     path = run_dir / SPARK_BATCHES_FILE
     if not path.is_file():
@@ -112,6 +134,6 @@ def load_executions(run_dir: Path) -> tuple[list[Execution], int, int] | None:
             Execution(int(u), str(q), int(b), int(e), int(t), int(r))
             for u, q, b, e, t, r in data["executions"]
         ]
-        return found, int(data["start_ms"]), int(data["end_ms"])
+        return Executions(found, int(data["start_ms"]), int(data["end_ms"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ToolError(f"corrupt {path}: {exc}") from None

@@ -36,7 +36,7 @@ from tools.run.layout import LEDGER_FILE, SINK_DATA_FILE, VALIDATION_FILE
 from tools.run.meta import check_sink_table, load_run
 from tools.run.phases import read_plan
 from tools.run.timeline import Fault, read_faults
-from tools.spark_reruns import Execution, load_executions, query_executions
+from tools.spark_reruns import Executions, load_executions, query_executions
 
 AFTER_FAULT_S = 60  # how long after a fault's end its producer-side effects are attributed to it
 
@@ -82,7 +82,7 @@ class ReportData:
     metrics: Metrics | None = None  # the run's saved Prometheus range queries; None: the run saved none
     # Spark's batch executions (tools/spark_reruns.py) and the [start_ms, end_ms) they cover: saved in the
     # run directory, else queried from the sink; None: neither.
-    spark_batches: tuple[list[Execution], int, int] | None = None
+    spark_batches: Executions | None = None
     no_baseline: str = ""  # why there is no baseline (when there is none)
     # Where the sink's figures came from: the copy saved with the run (when it was written), a query.
     sink_saved_at: str | None = None
@@ -213,7 +213,7 @@ def gather(
     spark_batches = load_executions(run_dir)
     if spark_batches is None and conn is not None:
         span = start_ms, end_ms + AFTER_FAULT_S * 1000
-        spark_batches = query_executions(conn, *span), *span
+        spark_batches = Executions(query_executions(conn, *span), *span)
 
     baseline = None
     no_baseline = f"the sink was not queried (`--offline`) and the run saved no `{SINK_DATA_FILE}`"
