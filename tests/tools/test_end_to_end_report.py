@@ -24,7 +24,6 @@ from fixtures.sink import SinkEmulator
 from tools import ranges
 from tools.ledger import load_ledger
 from tools.report.data import save_sink_data
-from tools.spark_reruns import save_executions
 
 PAUSE_S = 6.0
 
@@ -115,11 +114,10 @@ def test_recovery_is_measured_on_a_real_run(
     dom = assert_report_page_renders(page, tmp_path / "shot.png")
     assert "this run saved no Prometheus metrics" in dom  # no Prometheus here: one line says so
 
-    # What `tools experiment run` saves at a run's end: the sink's figures and Spark's batch executions.
-    # Once the run's rows are gone, `--offline` renders the same recovery table from them.
+    # What `tools experiment run` saves at a run's end: the sink's figures, Spark's batch executions among
+    # them. Once the run's rows are gone, `--offline` renders the same recovery table from them.
     with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:
         save_sink_data(run_dir, conn, (60,))
-        save_executions(run_dir, conn, 0, time.time_ns() // 1_000_000 + 1)
     with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn, conn.cursor() as cur:
         cur.execute("DELETE FROM events WHERE run_id = 'e2e'")
         conn.commit()
