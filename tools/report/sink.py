@@ -260,7 +260,8 @@ class SinkReader:
         return cls(run_id, table, conn, saved, saved_at)
 
     def has(self, kind: str, key: Any) -> bool:
-        """Whether a question (kind: series, latency, spark, lag) has an answer: read, saved or asked."""
+        """Whether a question (kind: series, latency, spark, lag, executions) has an answer: read, saved or
+        asked."""
         return self.conn is not None or key in getattr(self.read, kind) or key in getattr(self.saved, kind)
 
     def _answer(self, kind: str, key: Any, query: Callable[[connection], Any], empty: Any, what: str) -> Any:
