@@ -5,21 +5,16 @@ checkpoint, the sink absorbs it as a replay).
 Read from the sink's own record of every execution of a batch (sink_batch_reads, written in the batch's
 commit transaction): `execution` > 0 is a whole batch run again, `retried_tasks` counts the tasks of an
 execution that Spark ran more than once (their successful attempt was not the first). The table has no
-run id, so a run's executions are those committed in its time span; `tools experiment run` saves them in
-the run directory (SPARK_BATCHES_FILE) so the report gives the same answer after the sink is gone.
+run id, so a run's executions are those committed in its time span; `tools experiment run` saves them with
+the rest of what the report reads from the sink (tools/report/sink.py, SINK_DATA_FILE), so the report gives
+the same answer after the sink is gone. Which executions count for a fault (the report's "Spark re-ran"
+column) is Executions.until_recovery.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import astuple, dataclass
-from pathlib import Path
 from typing import Any
-
-from tools.errors import ToolError
-from tools.run.clock import now_iso
-from tools.run.layout import SPARK_BATCHES_FILE
-from tools.run.meta import write_json_atomic
 
 EXECUTIONS = """
 SELECT (extract(epoch FROM committed_at) * 1000000)::bigint, query_id, batch_id, execution,
@@ -62,11 +57,52 @@ class Reruns:
         return ", ".join(parts) if parts else "nothing re-run"
 
 
+@dataclass(frozen=True)
+class Executions:
+    """The batch executions committed in [start_ms, end_ms), the span they were read for."""
+
+    found: list[Execution]
+    start_ms: int
+    end_ms: int
+
+    def until_recovery(self, fault_start_ms: int, recovered_at_ms: int | None, run_end_ms: int) -> str | None:
+        """What Spark re-ran from a fault's start to the end of the second it recovered in (recovery is
+        found per second), or to the run's end when it did not recover; None: the span does not cover it."""
+        if recovered_at_ms is None:
+            end = min(run_end_ms, self.end_ms)
+        else:
+            end = recovered_at_ms // 1000 * 1000 + 1000
+        if fault_start_ms < self.start_ms or end > self.end_ms:
+            return None
+        found = count_reruns(self.found, fault_start_ms, end).describe()
+        return found if recovered_at_ms is not None else f"{found} (until the run's end)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "columns": ["committed_us", "query_id", "batch_id", "execution", "tasks", "retried_tasks"],
+            "executions": [list(astuple(e)) for e in self.found],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Executions:
+        """What to_json wrote (raises KeyError, TypeError or ValueError on anything else)."""
+        found = [_execution(row) for row in data["executions"]]
+        return cls(found, int(data["start_ms"]), int(data["end_ms"]))
+
+
 def query_executions(conn: Any, start_ms: int, end_ms: int) -> list[Execution]:
     """The batch executions committed in [start_ms, end_ms), oldest first."""
     with conn.cursor() as cur:
         cur.execute(EXECUTIONS, {"start_ms": start_ms, "end_ms": end_ms})
-        return [Execution(int(us), str(q), int(b), int(e), int(t), int(r)) for us, q, b, e, t, r in cur]
+        return [_execution(row) for row in cur]
+
+
+def _execution(row: Any) -> Execution:
+    """An execution from a row of EXECUTIONS' columns (a query's, or one saved by Executions.to_json)."""
+    us, query_id, batch_id, execution, tasks, retried = row
+    return Execution(int(us), str(query_id), int(batch_id), int(execution), int(tasks), int(retried))
 
 
 def count_reruns(executions: list[Execution], start_ms: int, end_ms: int) -> Reruns:
@@ -83,35 +119,3 @@ def count_reruns(executions: list[Execution], start_ms: int, end_ms: int) -> Rer
 def reruns(conn: Any, start_ms: int, end_ms: int) -> Reruns:
     """What Spark re-ran among the batch executions committed in [start_ms, end_ms)."""
     return count_reruns(query_executions(conn, start_ms, end_ms), start_ms, end_ms)
-
-
-def save_executions(run_dir: Path, conn: Any, start_ms: int, end_ms: int) -> int:
-    """Write the executions committed in [start_ms, end_ms) to the run's SPARK_BATCHES_FILE; how many."""
-    found = query_executions(conn, start_ms, end_ms)
-    write_json_atomic(
-        run_dir / SPARK_BATCHES_FILE,
-        {
-            "saved_at": now_iso(),
-            "start_ms": start_ms,
-            "end_ms": end_ms,
-            "columns": ["committed_us", "query_id", "batch_id", "execution", "tasks", "retried_tasks"],
-            "executions": [list(astuple(e)) for e in found],
-        },
-    )
-    return len(found)
-
-
-def load_executions(run_dir: Path) -> tuple[list[Execution], int, int] | None:
-    """The saved executions and the [start_ms, end_ms) they cover, or None when the run saved none."""
-    path = run_dir / SPARK_BATCHES_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        found = [
-            Execution(int(u), str(q), int(b), int(e), int(t), int(r))
-            for u, q, b, e, t, r in data["executions"]
-        ]
-        return found, int(data["start_ms"]), int(data["end_ms"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ToolError(f"corrupt {path}: {exc}") from None

@@ -18,7 +18,6 @@ from tools.report.data import gather, save_sink_data
 from tools.report.render import NOT_MEASURED, REPORT_FILE, write_report
 from tools.run import meta
 from tools.run.clock import iso_from_ms
-from tools.spark_reruns import save_executions
 from tools.validation import validate_run
 
 T0 = 1_800_000_000  # epoch seconds: the synthetic run starts here
@@ -302,7 +301,8 @@ def test_component_signals_per_fault(full_run: Path, fresh_pg_dsn: str) -> None:
 def test_what_spark_reran_per_fault(full_run: Path, fresh_pg_dsn: str) -> None:
     """The recovery table's "Spark re-ran" column counts the batch executions the sink recorded from each
     fault's start to the end of the second it recovered in; the same from the run directory's saved copy
-    once the sink has lost them. A fault that did not recover: to the run's end."""
+    once the sink has lost them, also from an older run's spark_batches.json. A fault that did not
+    recover: to the run's end."""
     late = {"fault_id": "f5", "kind": "kill-executor", "target": "spark-worker-1", "executor": "docker",
             "start_ms": ms(117), "end_ms": ms(118), "outcome": "ok"}  # fmt: skip
     timeline = (full_run / "timeline.jsonl").read_text()
@@ -340,11 +340,18 @@ def test_what_spark_reran_per_fault(full_run: Path, fresh_pg_dsn: str) -> None:
     }
     assert reran() == expected  # from the sink: the run directory has no saved copy
     with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:
-        assert save_executions(full_run, conn, ms(0), ms(SECONDS + 60)) == len(executions)
+        save_sink_data(full_run, conn, (60,))
     execute(fresh_pg_dsn, "DELETE FROM sink_batch_reads")
-    assert reran() == expected  # from spark_batches.json
-    saved = json.loads((full_run / "spark_batches.json").read_text())
-    assert [e[2] for e in saved["executions"]] == [e[0] for e in executions]
+    assert reran() == expected  # from sink_data.json
+    record = json.loads((full_run / "sink_data.json").read_text())
+    batches = record.pop("spark_batches")
+    assert [e[2] for e in batches["executions"]] == [e[0] for e in executions]
+    # An older run: sink_data.json without them, spark_batches.json beside it (its own span, saved_at).
+    (full_run / "sink_data.json").write_text(json.dumps(record))
+    (full_run / "spark_batches.json").write_text(
+        json.dumps({"saved_at": "x", **batches, "start_ms": ms(-10)})
+    )
+    assert reran() == expected
     (full_run / "spark_batches.json").unlink()
     assert {v.split(" (")[0] for v in reran().values()} == {"no batch committed"}  # nor in the sink
 
@@ -364,7 +371,6 @@ def test_saved_sink_data_renders_the_same_report_without_the_database(
     online = render(full_run, fresh_pg_dsn)
     with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:  # what tools experiment run saves
         saved = save_sink_data(full_run, conn, (60,))
-        save_executions(full_run, conn, ms(-10), ms(SECONDS + 60))
     assert saved == full_run / "sink_data.json"
     record = json.loads(saved.read_text())
     with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn, conn.cursor() as cur:

@@ -11,7 +11,7 @@ import pytest
 
 from tools.experiment.experiment import ExperimentResult, ExperimentSpec, _save_sink
 from tools.run.clock import ms_from_iso
-from tools.run.layout import SINK_DATA_FILE, SPARK_BATCHES_FILE
+from tools.run.layout import SINK_DATA_FILE
 from tools.run.meta import create_run, load_run
 
 
@@ -31,10 +31,10 @@ def _run(tmp_path: Path, dsn: str) -> tuple[Path, ExperimentSpec]:
 def test_no_database_is_one_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir, spec = _run(tmp_path, f"host=127.0.0.1 port={_closed_port()} dbname=x user=x")
     result = ExperimentResult(run_dir, 0)
-    _save_sink(spec, run_dir, 1_800_000_000.0, result)
+    _save_sink(spec, run_dir, result)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning: sink data not saved: cannot connect to PostgreSQL")
-    assert not (run_dir / SINK_DATA_FILE).exists() and not (run_dir / SPARK_BATCHES_FILE).exists()
+    assert not (run_dir / SINK_DATA_FILE).exists()
     assert result.exit_code == 0 and result.notes
 
 
@@ -47,10 +47,11 @@ def test_saved_with_both_baselines(
     first = ms_from_iso(load_run(run_dir)["started_at"]) + 70_000
     fault = {"fault_id": "f1", "kind": "kill", "target": "kafka-1", "start_ms": first, "end_ms": first + 1}
     (run_dir / "timeline.jsonl").write_text(json.dumps(fault) + "\n")
-    _save_sink(spec, run_dir, 1_800_000_000.0, ExperimentResult(run_dir, 0))
+    _save_sink(spec, run_dir, ExperimentResult(run_dir, 0))
     assert capsys.readouterr().err == ""
     saved = json.loads((run_dir / SINK_DATA_FILE).read_text())
     assert saved["run_id"] == run_dir.name and saved["sink_table"] == "events" and saved["series"] == []
     windows = [x["window"] for x in saved["latency"] if x["window"] is not None]
     assert windows == [[first - 20_000, first], [first - 60_000, first]]
-    assert (run_dir / SPARK_BATCHES_FILE).is_file()
+    assert saved["spark_batches"]["executions"] == []  # Spark's batch executions (none here) in the same file
+    assert not (run_dir / "spark_batches.json").exists()

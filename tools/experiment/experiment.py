@@ -39,7 +39,6 @@ from tools.report.data import save_sink_data
 from tools.run.layout import JOURNAL_FILE, METRICS_DIR, RUN_JSON, new_run_dir, run_id_of
 from tools.run.meta import DEFAULT_TOPIC, check_sink_table, create_run, update_run
 from tools.run.phases import PhaseLog, write_plan
-from tools.spark_reruns import save_executions
 from tools.validation import wait_until_settled
 
 # Stop signals: each ends the experiment early, after the faults are restored and the producer stopped.
@@ -318,7 +317,7 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
             typer.echo(f"producer stopped: {ready.producer.stop()}")
     if stop.signum is not None:
         _save_metrics(spec, run_dir, started_at, result)
-        _save_sink(spec, run_dir, started_at, result)
+        _save_sink(spec, run_dir, result)
         result.interrupted_by = stop.signum
         result.exit_code = 128 + stop.signum
         phases.enter("done", exit_code=result.exit_code)
@@ -326,7 +325,7 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
     phases.enter("settle", settle_s=spec.settle_s, timeout_s=spec.settle_timeout_s)
     _settle(spec, run_id, sink_table)
     _save_metrics(spec, run_dir, started_at, result)
-    _save_sink(spec, run_dir, started_at, result)
+    _save_sink(spec, run_dir, result)
     phases.enter("validate")
     result.validate_exit = _command_exit(
         validate,
@@ -377,21 +376,19 @@ def _save_metrics(spec: ExperimentSpec, run_dir: Path, started_at: float, result
     typer.echo(f"metrics: {len(saved.saved)} signals saved in {run_dir / METRICS_DIR}")
 
 
-def _save_sink(spec: ExperimentSpec, run_dir: Path, started_at: float, result: ExperimentResult) -> None:
-    """What the report reads from the sink for this run into the run directory: Spark's batch executions in
-    the run's span (tools/spark_reruns.py) and the per-second series, latencies and Spark's progress
-    (tools/report/sink.py); a re-render then needs no database. A sink not answering is one warning line."""
-    start_ms, end_ms = int((started_at - METRICS_LEAD_S) * 1000), int(time.time() * 1000) + 1
+def _save_sink(spec: ExperimentSpec, run_dir: Path, result: ExperimentResult) -> None:
+    """What the report reads from the sink for this run into the run directory (tools/report/sink.py: the
+    per-second series, latencies, Spark's progress and batch executions); a re-render then needs no
+    database. A sink not answering is one warning line."""
     try:
         with contextlib.closing(connect(spec.postgres_dsn, what="sink")) as conn:
-            n = save_executions(run_dir, conn, start_ms, end_ms)
             # The baseline of this run's report, and the default's for a re-render without --baseline.
-            save_sink_data(run_dir, conn, (int(spec.baseline_s), RecoveryParams().baseline_s))
+            path = save_sink_data(run_dir, conn, (int(spec.baseline_s), RecoveryParams().baseline_s))
     except (ToolError, psycopg2.Error) as exc:
         result.notes.append(f"sink data not saved: {str(exc).splitlines()[0]}")
         typer.echo(f"warning: {result.notes[-1]}", err=True)
         return
-    typer.echo(f"sink: {n} Spark batch executions and the run's series saved in {run_dir}")
+    typer.echo(f"sink: the run's series, latencies, Spark progress and batch executions saved in {path}")
 
 
 def _settle(spec: ExperimentSpec, run_id: str, table: str) -> None:

@@ -36,7 +36,7 @@ from tools.run.layout import LEDGER_FILE, SINK_DATA_FILE, VALIDATION_FILE
 from tools.run.meta import check_sink_table, load_run
 from tools.run.phases import read_plan
 from tools.run.timeline import Fault, read_faults
-from tools.spark_reruns import Execution, load_executions, query_executions
+from tools.spark_reruns import Executions
 
 AFTER_FAULT_S = 60  # how long after a fault's end its producer-side effects are attributed to it
 
@@ -80,9 +80,9 @@ class ReportData:
     concurrent: dict[str, set[str]] = field(default_factory=dict)
     concurrent_groups: list[str] = field(default_factory=list)  # "09-kafka-3 (name) with 10-spark (name)"
     metrics: Metrics | None = None  # the run's saved Prometheus range queries; None: the run saved none
-    # Spark's batch executions (tools/spark_reruns.py) and the [start_ms, end_ms) they cover: saved in the
-    # run directory, else queried from the sink; None: neither.
-    spark_batches: tuple[list[Execution], int, int] | None = None
+    # Spark's batch executions (tools/spark_reruns.py) and the [start_ms, end_ms) they cover; None: the
+    # sink was not queried and the run saved none.
+    spark_batches: Executions | None = None
     no_baseline: str = ""  # why there is no baseline (when there is none)
     # Where the sink's figures came from: the copy saved with the run (when it was written), a query.
     sink_saved_at: str | None = None
@@ -210,10 +210,7 @@ def gather(
     end_ms = max(candidates_end, default=start_ms)
     spark = sink.spark((start_ms, end_ms + AFTER_FAULT_S * 1000)) if sink is not None else None
     lag = sink.lag(run.get("topic") or "events", (start_ms, end_ms)) if sink is not None else {}
-    spark_batches = load_executions(run_dir)
-    if spark_batches is None and conn is not None:
-        span = start_ms, end_ms + AFTER_FAULT_S * 1000
-        spark_batches = query_executions(conn, *span), *span
+    spark_batches = sink.executions((start_ms, end_ms + AFTER_FAULT_S * 1000)) if sink is not None else None
 
     baseline = None
     no_baseline = f"the sink was not queried (`--offline`) and the run saved no `{SINK_DATA_FILE}`"

@@ -21,7 +21,6 @@ from tools.report.findings import AFTER_S, PRE_S, fault_horizon, panel_signals
 from tools.report.fmt import NOT_MEASURED, fmt_int, fmt_ms, fmt_rate, fmt_s
 from tools.run.clock import iso_from_ms
 from tools.run.layout import METRICS_DIR, REPORT_FILE, SINK_DATA_FILE
-from tools.spark_reruns import count_reruns
 
 TEMPLATE = "report.md.j2"
 SAFE_PROFILE = "safe"
@@ -160,20 +159,10 @@ def _after_heal(r: FaultRecovery) -> str:
 
 
 def _reran(data: ReportData, r: FaultRecovery) -> str:
-    """What Spark re-ran among the batches committed from the fault's start to the end of the second it
-    recovered in (or to the run's end when it did not recover)."""
     if data.spark_batches is None:
         return NOT_MEASURED
-    executions, saved_from, saved_to = data.spark_batches
-    start = r.fault.start_ms
-    if r.recovered_at_ms is not None:
-        end = r.recovered_at_ms // 1000 * 1000 + 1000
-    else:
-        end = min(data.end_ms, saved_to)
-    if start < saved_from or end > saved_to:
-        return NOT_MEASURED
-    found = count_reruns(executions, start, end).describe()
-    return found if r.recovered_at_ms is not None else f"{found} (until the run's end)"
+    found = data.spark_batches.until_recovery(r.fault.start_ms, r.recovered_at_ms, data.end_ms)
+    return NOT_MEASURED if found is None else found
 
 
 def _done(data: ReportData) -> list[FaultRecovery]:

@@ -1,5 +1,6 @@
 """What the report reads from the sink's database for one run: rows and latency per second, latency
-percentiles over the run and over a baseline window, and Spark's progress (a summary, lag per partition).
+percentiles over the run and over a baseline window, Spark's progress (a summary, lag per partition) and
+Spark's batch executions (tools/spark_reruns.py).
 
 `tools experiment run` saves every answer the report read at the run's end (SINK_DATA_FILE, written by
 SinkReader.save), and a later report prefers that copy: a re-render after the database was reset, or with
@@ -22,8 +23,9 @@ from psycopg2.extensions import connection
 from tools.errors import ToolError
 from tools.recovery import SecondStats
 from tools.run.clock import now_iso
-from tools.run.layout import SINK_DATA_FILE
+from tools.run.layout import OLD_SPARK_BATCHES_FILE, SINK_DATA_FILE
 from tools.run.meta import write_json_atomic
+from tools.spark_reruns import Executions, query_executions
 
 Span = tuple[int, int]  # [start_ms, end_ms] of epoch milliseconds
 Lag = dict[int, list[tuple[int, int]]]  # partition -> (ms, lag) points
@@ -158,9 +160,12 @@ class _Answers:
     latency: dict[Span | None, Latency | None] = field(default_factory=dict)
     spark: dict[Span, SparkSummary | None] = field(default_factory=dict)
     lag: dict[tuple[str, Span], Lag] = field(default_factory=dict)
+    # key None: the run's batch executions, over the span they were read for (Executions says which)
+    executions: dict[None, Executions] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         series = self.series.get(None)
+        executions = self.executions.get(None)
         return {
             "series": None if series is None else [[s.sec, s.rows, s.p50_ms, s.p99_ms] for s in series],
             "latency": [
@@ -178,12 +183,14 @@ class _Answers:
                 }
                 for (t, s), lag in self.lag.items()
             ],
+            "spark_batches": None if executions is None else executions.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> _Answers:
         series = data["series"]
         latency = data["latency"]
+        executions = data.get("spark_batches")  # absent from copies saved before it was part of them
         return cls(
             series={}
             if series is None
@@ -201,6 +208,7 @@ class _Answers:
                 }
                 for x in data["lag"]
             },
+            executions={} if executions is None else {None: Executions.from_json(executions)},
         )
 
 
@@ -234,19 +242,26 @@ class SinkReader:
     @classmethod
     def open(cls, run_dir: Path, run_id: str, table: str, conn: connection | None) -> SinkReader | None:
         """The run's saved copy (if it is of this table) before the database; None: neither."""
-        path = run_dir / SINK_DATA_FILE
+        path, old = run_dir / SINK_DATA_FILE, run_dir / OLD_SPARK_BATCHES_FILE
         saved, saved_at = None, None
-        if path.is_file():
-            try:
+        try:
+            if path.is_file():
                 data = json.loads(path.read_text())
                 if data["sink_table"] == table:
                     saved, saved_at = _Answers.from_json(data), str(data["saved_at"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ToolError(f"corrupt {path}: {exc}") from None
-        return None if saved is None and conn is None else cls(run_id, table, conn, saved, saved_at)
+            if saved is None and conn is None:
+                return None
+            saved = saved or _Answers()
+            if not saved.executions and old.is_file():  # a run that saved them in a file of their own
+                path = old
+                saved.executions[None] = Executions.from_json(json.loads(old.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ToolError(f"corrupt {path}: {exc}") from None
+        return cls(run_id, table, conn, saved, saved_at)
 
     def has(self, kind: str, key: Any) -> bool:
-        """Whether a question (kind: series, latency, spark, lag) has an answer: read, saved or asked."""
+        """Whether a question (kind: series, latency, spark, lag, executions) has an answer: read, saved or
+        asked."""
         return self.conn is not None or key in getattr(self.read, kind) or key in getattr(self.saved, kind)
 
     def _answer(self, kind: str, key: Any, query: Callable[[connection], Any], empty: Any, what: str) -> Any:
@@ -289,6 +304,16 @@ class SinkReader:
     def lag(self, topic: str, span: Span) -> Lag:
         return self._answer(
             "lag", (topic, span), lambda c: query_lag(c, topic, span), {}, "Spark lag of the span"
+        )
+
+    def executions(self, span: Span) -> Executions | None:
+        """Spark's batch executions committed in [start_ms, end_ms); a saved copy may cover another span."""
+        return self._answer(
+            "executions",
+            None,
+            lambda c: Executions(query_executions(c, *span), *span),
+            None,
+            "Spark batch executions",
         )
 
     def save(self, run_dir: Path) -> Path:

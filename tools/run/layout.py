@@ -39,12 +39,10 @@ PLAN_FILE = "plan.json"  # the schedule the experiment ran (`tools chaos watch`,
 METRICS_DIR = (
     "metrics"  # Prometheus range-query results of the run's window, so the report re-renders offline
 )
-# The sink's record of every Spark batch execution committed in the run's span (tools/spark_reruns.py), so
-# the report's "Spark re-ran" column needs no sink.
-SPARK_BATCHES_FILE = "spark_batches.json"
-# What the report reads from the sink's tables for the run (per-second series, latencies, Spark's progress:
-# tools/report/sink.py), so a re-render needs no database.
+# What the report reads from the sink's tables for the run (per-second series, latencies, Spark's progress,
+# Spark's batch executions: tools/report/sink.py), so a re-render needs no database.
 SINK_DATA_FILE = "sink_data.json"
+OLD_SPARK_BATCHES_FILE = "spark_batches.json"  # older runs saved the batch executions apart; still read
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LABEL_JUNK = re.compile(r"[^A-Za-z0-9._-]+")
