@@ -236,6 +236,70 @@ def test_restart_restarts_the_unit_and_removes_its_dropin(vmbed: VmBed) -> None:
     assert any("systemctl restart cb-restart.service" in c for c in line["call"])
 
 
+# A stand-in Spark worker: its loop keeps one child under an executor's command line, as a worker relaunches
+# its executor (the real one: molecule/systemd/verify.yml). The loop's own command line is not an executor's.
+WORKER_SCRIPT = """#!/bin/bash
+while :; do (exec -a org.apache.spark.executor.CoarseGrainedExecutorBackend sleep infinity); sleep 0.2; done
+"""
+EXECUTOR_UNITS = ("cb-worker", "cb-decoy")
+
+
+def _executors(vm: Vm, unit: str) -> set[str]:
+    """Pids of the unit's processes whose command line is an executor's (what the stand-in runs)."""
+    group = vm.sh(f"systemctl show -p ControlGroup --value {unit}")[1].strip()
+    procs = vm.sh(f"cat /sys/fs/cgroup/systemd{group}/cgroup.procs")[1].split()
+    return {
+        p for p in procs if "CoarseGrainedExecutorBackend" in vm.sh(f"tr '\\0' ' ' < /proc/{p}/cmdline")[1]
+    }
+
+
+def test_kill_executor_kills_only_the_executors_of_the_worker_unit(vmbed: VmBed) -> None:
+    a, common = vmbed.a, {"ssh_host": vmbed.a.ip, "ssh_user": "root", "ssh_key": str(vmbed.key)}
+    text = "[Service]\\nExecStart=/bin/bash /usr/local/bin/cb-worker\\n"
+    units = "".join(f"printf '{text}' > /etc/systemd/system/{u}.service; " for u in EXECUTOR_UNITS)
+    code, out = a.sh(
+        f"cat > /usr/local/bin/cb-worker <<'EOF'\n{WORKER_SCRIPT}EOF\n"
+        f"{units}systemctl daemon-reload && systemctl start {' '.join(EXECUTOR_UNITS)}"
+    )
+    assert code == 0, out
+    try:
+        vmbed.bed.wait_for("stand-in executors", lambda: all(_executors(a, u) for u in EXECUTOR_UNITS))
+        executor, decoy, worker = (
+            _executors(a, "cb-worker"),
+            _executors(a, "cb-decoy"),
+            a.main_pid("cb-worker"),
+        )
+        hosts = vmbed.hosts_file(
+            {"worker": {**common, "unit": "cb-worker"}, "idle": {**common, "unit": "cb-kill"}}
+        )
+        path = vmbed.bed.scenario(
+            "- {kind: kill-executor, target: worker, at: 0s}\n- {kind: kill-executor, target: idle, at: 0s}\n"
+        )
+        run_dir = vmbed.bed.runs_dir / "executor"
+        result = vmbed.bed.cli(
+            "run", "--scenario", str(path), "--run-dir", str(run_dir), "--hosts", str(hosts)
+        )
+        assert result.returncode == 1, result  # the idle unit's fault failed; nothing else did
+        lines = {line["target"]: line for line in vmbed.bed.timeline(run_dir)}
+        assert lines["worker"]["outcome"] == "ok" and lines["worker"]["executor"] == "systemd"
+        assert f"SIGKILL to pid {' '.join(sorted(executor))}" in lines["worker"]["call"]
+        assert lines["idle"]["outcome"] == "failed: idle runs no Spark executor (is spark_deploy standalone?)"
+        # The "worker" relaunched its executor; the worker itself and the other unit's executor are untouched.
+        vmbed.bed.wait_for("a new executor", lambda: _executors(a, "cb-worker") - executor)
+        assert not _executors(a, "cb-worker") & executor
+        assert a.main_pid("cb-worker") == worker and a.active("cb-worker") == "active"
+        assert _executors(a, "cb-decoy") == decoy
+        restored = vmbed.bed.cli("restore", "--run-dir", str(run_dir))
+        assert restored.returncode == 0 and "nothing to restore" in restored.stdout, restored
+        vmbed.assert_healthy()
+    finally:
+        a.sh(
+            f"systemctl stop {' '.join(EXECUTOR_UNITS)}; rm -f /usr/local/bin/cb-worker "
+            + " ".join(f"/etc/systemd/system/{u}.service" for u in EXECUTOR_UNITS)
+            + "; systemctl daemon-reload"
+        )
+
+
 def test_loss_and_partition_on_hosts_keep_ssh_open(vmbed: VmBed) -> None:
     a, b = vmbed.a, vmbed.b
     assert b.probe(a.ip) == 1 and a.probe(b.ip) == 1
@@ -453,6 +517,10 @@ def test_refused_before_anything_is_touched(vmbed: VmBed, scenario: str, hosts_e
         ("hosts: {k: {ssh_host: h, unit: kafka, ssh_port: 0}}\n", "ssh_port must be a port number"),
         ("hosts: {k: {ssh_host: h, unit: kafka, ssh_key: /nonexistent/key}}\n", "does not exist"),
         ("hosts: {k: [\n", "invalid YAML"),
+        (
+            "hosts:\n  k: {ssh_host: h, unit: postgresql}\n  k: {ssh_host: h, unit: chaosbed-spark-worker}\n",
+            "'k' is given twice (line 3)",
+        ),
     ],
 )
 def test_bad_hosts_files_are_one_line_errors(bed: Any, text: str, message: str) -> None:

@@ -14,7 +14,13 @@ from the inventory (hosts with `chaosbed_deploy: systemd`); a user may write it 
         unit: kafka                 # required: the systemd unit (".service" may be left out)
         address: 192.0.2.11         # where its peers see it (partitions cut this off); default ssh_host
         interface: eth0             # network faults on this host use it instead of the fault's interface
+      # A host running several services gets one entry per service, each with its own unit:
+      postgres:       {ssh_host: 192.0.2.20, unit: postgresql@15-main}
+      spark-worker-1: {ssh_host: 192.0.2.20, unit: chaosbed-spark-worker}
     ssh_known_hosts: build/known_hosts  # optional, for every host: ssh's UserKnownHostsFile
+
+Faults on a unit (kill, stop, pause, restart, stress, kill-executor) touch that unit only; network faults
+act on the whole host, so they reach every service of it. A service named twice is refused.
 """
 
 from __future__ import annotations
@@ -61,6 +67,26 @@ class VmHost:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> VmHost:
         return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML keeps the last):
+    a service named twice, e.g. a host's one name for its two services, would silently lose one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class HostsError(ToolError):
@@ -120,7 +146,9 @@ def _host(path: Path, service: str, raw: Any, known_hosts: str) -> VmHost:
 def load_hosts(path: Path) -> dict[str, VmHost]:
     """Read and validate a hosts file; any problem is one line naming the file and the host."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise HostsError(path, f"{exc.key!r} is given twice (line {exc.line})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise HostsError(path, f"cannot read file: {getattr(exc, 'strerror', None) or exc}") from None
     except yaml.YAMLError as exc:
