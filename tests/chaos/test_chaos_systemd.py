@@ -54,7 +54,13 @@ class Vm:
         return code, out.decode(errors="replace")
 
     def active(self, unit: str) -> str:
-        return self.sh(f"systemctl show -p ActiveState --value {unit}")[1].strip()
+        # Every unit has a state: an empty answer is systemctl not answering on a loaded host; ask again.
+        for _ in range(20):
+            state = self.sh(f"systemctl show -p ActiveState --value {unit}")[1].strip()
+            if state:
+                return state
+            time.sleep(0.5)
+        return state
 
     def main_pid(self, unit: str) -> int:
         return int(self.sh(f"systemctl show -p MainPID --value {unit}")[1].strip())
