@@ -66,12 +66,19 @@ class Vm:
         return int(self.sh(f"systemctl show -p MainPID --value {unit}")[1].strip())
 
     def process_states(self, unit: str) -> set[str]:
-        """ps states (S sleeping, T stopped) of the unit's processes."""
-        group = self.sh(f"systemctl show -p ControlGroup --value {unit}")[1].strip()
-        code, out = self.sh(f"cat /sys/fs/cgroup/systemd{group}/cgroup.procs")
-        assert code == 0 and group, out
-        pids = out.split()
-        return {self.sh(f"ps -o stat= -p {pid}")[1].strip()[:1] for pid in pids}
+        """ps states (S sleeping, T stopped) of the unit's processes (asked again while none are read:
+        an active unit has some, and a loaded host can answer late)."""
+        states: set[str] = set()
+        for _ in range(20):
+            group = self.sh(f"systemctl show -p ControlGroup --value {unit}")[1].strip()
+            code, out = self.sh(f"cat /sys/fs/cgroup/systemd{group}/cgroup.procs")
+            assert code == 0 and group, out
+            outs = [self.sh(f"ps -o stat= -p {pid}")[1].strip()[:1] for pid in out.split()]
+            states = {state for state in outs if state}  # a pid gone meanwhile has no state
+            if states:
+                return states
+            time.sleep(0.5)
+        return states
 
     def chaos_rules(self) -> list[str]:
         return [ln for ln in self.sh("iptables -S")[1].splitlines() if "chaosbed:" in ln]
