@@ -940,6 +940,11 @@ def main() -> None:
     ap.add_argument("--soak-rate", type=int, default=5000)
     ap.add_argument("--soak-seed", type=int, default=7)
     ap.add_argument("--profile-runs", type=int, default=5, help="CI experiments per profile (profiles)")
+    ap.add_argument(
+        "--profiles",
+        default=",".join(catch_rate.PROFILES),
+        help="comma-separated pipeline profiles the profiles section measures, in this order",
+    )
     ap.add_argument("--proxies-rate", type=int, default=5000, help="events/s of each proxies run")
     ap.add_argument("--proxies-seconds", type=float, default=60, help="measured seconds of each proxies run")
     ap.add_argument("--diskfull-seconds", type=float, default=60, help="how long each broker disk is full")
@@ -947,6 +952,12 @@ def main() -> None:
     ap.add_argument("--keep-runs", action="store_true", help="keep run dirs under runs/bench-<time>/")
     ap.add_argument("--fresh", action="store_true", help="do not merge into today's earlier results")
     args = ap.parse_args()
+    profiles = tuple(p for p in args.profiles.split(",") if p)
+    unknown = sorted(set(profiles) - set(catch_rate.PROFILES))
+    if unknown or not profiles:
+        known, bad = ", ".join(catch_rate.PROFILES), ", ".join(unknown) or "(none given)"
+        print(f"error: --profiles: unknown {bad}; known: {known}", file=sys.stderr)
+        raise SystemExit(2)
 
     # What waiting cannot fix (a profile someone else left, a pipeline that is down): say what to run.
     why = spark_profile_problem()
@@ -1001,7 +1012,7 @@ def main() -> None:
             res["recovery"]["source"] = str(args.scenario or args.recovery_source)
             write_results(res, day)
         if not args.skip_profiles:
-            res["profiles"] = stamp(catch_rate.catch_rates(args.profile_runs, DSN))
+            res["profiles"] = stamp(catch_rate.catch_rates(args.profile_runs, DSN, profiles=profiles))
             write_results(res, day)
         if not args.skip_soak:
             wait_ready(600)

@@ -9,6 +9,7 @@ import typer
 
 from tools.commands.options import RunDirOption, RunIdOption, RunsRootOption
 from tools.commands.produce import parse_meta
+from tools.commands.prune import DEFAULT_KEEP_RUNS, KeepRunsOption
 from tools.errors import EXIT_BAD_INPUT, ToolError, one_line_errors
 from tools.experiment.experiment import ExperimentSpec, run_experiment
 from tools.experiment.producer import ContainerSettings
@@ -99,6 +100,7 @@ def run(
             "fault with `spark_deploy:` another one is recorded not-applicable, nothing done."
         ),
     ] = None,
+    keep_runs: KeepRunsOption = DEFAULT_KEEP_RUNS,
 ) -> None:
     """Run one experiment: create the run, start the producer, baseline, scenario (always restored, also
     on SIGINT/SIGTERM), cooldown, stop the producer, settle, validate, report.
@@ -135,6 +137,7 @@ def run(
         meta=parse_meta(meta),
         prometheus_url=prometheus,
         spark_deploy=spark_deploy,
+        keep_runs=keep_runs,
     )
     result = run_experiment(spec)
     if result.exit_code:

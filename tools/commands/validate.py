@@ -20,10 +20,11 @@ from tools.commands.options import (
     RunsRootOption,
     SinkTableOption,
 )
-from tools.errors import EXIT_FINDING, ToolError, one_line_errors
+from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError, one_line_errors
 from tools.ledger import LedgerState, load_ledger
 from tools.pgconn import connect
 from tools.progress import Steps
+from tools.retention import pruned_at
 from tools.run.clock import ms_from_iso
 from tools.run.layout import VALIDATION_FILE, find_run
 from tools.run.meta import check_sink_table, load_run, write_json_atomic
@@ -166,6 +167,13 @@ def validate(
             )
         conn = connect(postgres_dsn or info.get("postgres_dsn"), what="sink")
         try:
+            pruned = pruned_at(conn, info["run_id"])
+            if pruned is not None:
+                raise ToolError(
+                    f"run {info['run_id']}'s rows were removed from the sink at {pruned:%Y-%m-%d %H:%M:%S} "
+                    f"(retention keeps the newest runs); its last validation.json and report stay in {path}",
+                    EXIT_BAD_INPUT,
+                )
             result = _check(conn, steps, info, state, table, settle, settle_timeout, bootstrap_servers, audit)
         except psycopg2.Error as exc:
             raise ToolError(f"validation query failed: {' '.join(str(exc).split())}") from None

@@ -26,6 +26,7 @@ import typer
 from tools.chaos.config import ChaosConfig
 from tools.chaos.deployment import check_deploy
 from tools.chaos.scenario import Scenario, load_named
+from tools.commands.prune import DEFAULT_KEEP_RUNS, check_keep
 from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError
 from tools.experiment.cluster import topic_durability
 from tools.experiment.producer import ContainerProducer, ContainerSettings, LocalProducer, Producer
@@ -36,6 +37,7 @@ from tools.producer import parse_config_overrides
 from tools.progress import Steps
 from tools.recovery import RecoveryParams
 from tools.report.data import save_sink_data
+from tools.retention import forget_pruned, prune_runs
 from tools.run.layout import JOURNAL_FILE, METRICS_DIR, RUN_JSON, new_run_dir, run_id_of
 from tools.run.meta import DEFAULT_TOPIC, check_sink_table, create_run, update_run
 from tools.run.phases import PhaseLog, write_plan
@@ -74,6 +76,8 @@ class ExperimentSpec:
     kafka_config: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # merged into run.json (versions, topology)
     render_report: bool = True
+    # Runs whose rows stay in the sink database: older runs' rows are removed as this one starts.
+    keep_runs: int = DEFAULT_KEEP_RUNS
     # Where the run's metrics are range-queried from (None: $CHAOSBED_PROMETHEUS_URL or 127.0.0.1:9090;
     # "" or "off": not saved).
     prometheus_url: str | None = None
@@ -153,6 +157,7 @@ def prepare(spec: ExperimentSpec) -> Prepared:
     parse_config_overrides(spec.kafka_config)
     if spec.sink_table:
         check_sink_table(spec.sink_table)
+    check_keep(spec.keep_runs)
     scenario = load_named(
         spec.scenario, ChaosConfig.from_env(), spec.seed, spec.duration, check_deploy(spec.spark_deploy)
     )
@@ -291,6 +296,7 @@ def run_experiment(spec: ExperimentSpec, prepared: Prepared | None = None) -> Ex
     phases = PhaseLog(run_dir)  # where the experiment is, for `tools chaos watch`
     phases.enter("start")
     result = ExperimentResult(run_dir, EXIT_FINDING)
+    _retain(spec, run_id, result)
     stop = _Stop()
     started_at = time.time()
     with stop.installed():
@@ -389,6 +395,19 @@ def _save_sink(spec: ExperimentSpec, run_dir: Path, result: ExperimentResult) ->
         typer.echo(f"warning: {result.notes[-1]}", err=True)
         return
     typer.echo(f"sink: the run's series, latencies, Spark progress and batch executions saved in {path}")
+
+
+def _retain(spec: ExperimentSpec, run_id: str, result: ExperimentResult) -> None:
+    """Remove older runs' rows before this one adds its own; a failure is one warning (the run goes on)."""
+    try:
+        with contextlib.closing(connect(spec.postgres_dsn, what="sink")) as conn:
+            forget_pruned(conn, run_id)
+            pruned = prune_runs(conn, spec.keep_runs, protect=[run_id])
+    except (ToolError, psycopg2.Error) as exc:
+        result.notes.append(f"older runs not removed: {str(exc).splitlines()[0]}")
+        typer.echo(f"warning: {result.notes[-1]}", err=True)
+        return
+    typer.echo(pruned.summary(spec.keep_runs))
 
 
 def _settle(spec: ExperimentSpec, run_id: str, table: str) -> None:

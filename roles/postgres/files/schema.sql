@@ -127,6 +127,14 @@ CREATE TABLE IF NOT EXISTS kafka_log_audits (
     PRIMARY KEY (run_id, kafka_partition)
 );
 
+-- Runs whose rows retention removed (tools/retention.py): `tools validate` refuses them rather than
+-- finding every id missing; their directories keep the report's data.
+CREATE TABLE IF NOT EXISTS pruned_runs (
+    run_id          text        PRIMARY KEY,
+    pruned_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    rows_removed    bigint      NOT NULL
+);
+
 -- Chaos triggers (tools/chaos/triggers.py): `after: sink-commit` LISTENs on chaosbed_sink_commit.
 -- Statement-level on both sinks' tables, with the transaction id as payload: PostgreSQL delivers a
 -- notification at commit and folds identical ones of one transaction, so a batch costs one.
