@@ -177,6 +177,7 @@ EXPERIMENT = [
         (["--scenario", "ci", "--producer", "{not json"], "invalid --producer JSON"),
         (["--scenario", "ci", "--producer", '{"image": "x"}'], "'bootstrap_servers' is required"),
         (["--scenario", "ci", "--meta", "[1]"], "invalid --meta JSON"),
+        (["--scenario", "ci", "--keep-runs", "0"], "--keep-runs must be at least 1"),
     ],
 )
 def test_experiment_bad_input(tmp_path: Path, nothing_starts: None, args: list[str], needle: str) -> None:
