@@ -48,11 +48,15 @@ test: ## lint, then every test against the real components, then the molecule sc
 	$(MAKE) molecule MOLECULE_SCENARIOS="$(MOLECULE_TEST_SCENARIOS)"
 
 # Molecule scenarios (molecule/<name>): `systemd` installs the pipeline on five systemd "VMs" (the VM
-# target, ~6.5 min on 2 cores), `docker` runs every role of site.yml as a second pipeline on the local
+# target, ~9 min on 2 cores), `docker` runs every role of site.yml as a second pipeline on the local
 # engine (~2.5 min). `make test` runs the VM target (systemd; the docker scenario repeats tests/pipeline), `make molecule` both.
 MOLECULE_SCENARIOS ?= docker systemd
 MOLECULE_TEST_SCENARIOS ?= systemd
 molecule: ## molecule test for every scenario (MOLECULE_SCENARIOS="systemd" for one)
-	set -e; for s in $(MOLECULE_SCENARIOS); do PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$s; done
+	set -eo pipefail; for s in $(MOLECULE_SCENARIOS); do log=$$(mktemp); \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$s 2>&1 | tee $$log \
+	  || { echo "molecule $$s failed; its failed tasks (the full log is above):"; \
+	       grep -E -B4 -A14 'fatal: |failed: |FAILED!' $$log | tail -120; rm -f $$log; exit 1; }; \
+	  rm -f $$log; done
 
 .PHONY: help setup up chaos down lint test molecule bench
