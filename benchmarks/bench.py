@@ -66,6 +66,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from benchmarks import catch_rate, diskfull, proxies, recovery_plan, soak  # noqa: E402
 from benchmarks.bare_produce import bare_rate  # noqa: E402
+from benchmarks.room import make_room  # noqa: E402
 from spark_job.sink import PostgresSink, Row  # noqa: E402
 from tools import ranges  # noqa: E402
 from tools.experiment.experiment import ExperimentSpec, run_experiment, scenario_length_s  # noqa: E402
@@ -239,6 +240,8 @@ def slope(points: list[tuple[float, float]]) -> float:
 
 
 def produce_cmd(root: Path, run_id: str, rate: float, seconds: float) -> list[str]:
+    """Every bench producer run is started from this command: older runs' rows leave the sink first."""
+    make_room(DSN, log)
     return [PY, "-m", "tools", "produce", "--run-id", run_id, "--runs-root", str(root),
             "--bootstrap-servers", BOOTSTRAP, "--topic", TOPIC, "--postgres-dsn", DSN,
             "--rate", str(rate), "--duration", str(seconds)]  # fmt: skip

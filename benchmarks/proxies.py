@@ -27,6 +27,7 @@ from typing import Any
 
 import docker
 
+from benchmarks.room import make_room
 from tools.ledger import load_ledger
 from tools.pgconn import connect
 
@@ -112,6 +113,7 @@ def one_run(
 ) -> dict[str, Any]:
     run_id = f"bench-proxy-{label}-{uuid.uuid4().hex[:6]}"
     log(f"proxies: {label}: {rate}/s for {seconds + warmup:.0f}s through {bootstrap}")
+    make_room(dsn, log)
     produce_in_network(root, run_id, bootstrap, rate, warmup + seconds)
     return {"label": label, "bootstrap": bootstrap} | measure(
         dsn, root, run_id, warmup, int(rate * (warmup + seconds) * 0.99)

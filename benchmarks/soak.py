@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.room import make_room
 from tools.experiment.experiment import ExperimentSpec, run_experiment
 from tools.pgconn import connect
 from tools.run.layout import VALIDATION_FILE
@@ -64,6 +65,7 @@ def _growth(before: dict[str, int], after: dict[str, int]) -> dict[str, dict[str
 def bench_soak(
     run_dir: Path, bootstrap: str, dsn: str, minutes: float, rate: int, seed: int
 ) -> dict[str, Any]:
+    make_room(dsn, lambda line: print(line, flush=True))  # the table sizes then start from few runs
     memory_before, tables_before = container_memory(), table_sizes(dsn)
     began = time.monotonic()
     spec = ExperimentSpec(
