@@ -240,8 +240,6 @@ def slope(points: list[tuple[float, float]]) -> float:
 
 
 def produce_cmd(root: Path, run_id: str, rate: float, seconds: float) -> list[str]:
-    """Every bench producer run is started from this command: older runs' rows leave the sink first."""
-    make_room(DSN, log)
     return [PY, "-m", "tools", "produce", "--run-id", run_id, "--runs-root", str(root),
             "--bootstrap-servers", BOOTSTRAP, "--topic", TOPIC, "--postgres-dsn", DSN,
             "--rate", str(rate), "--duration", str(seconds)]  # fmt: skip
@@ -448,6 +446,7 @@ def e2e_step(root: Path, rate: int, warmup: float, window: float, probe: LagProb
     out = (root / f"{run_id}.log").open("w")
     wait_ready(600)
     spark_before = spark_started_at()
+    make_room(DSN, log)
     proc = subprocess.Popen(
         produce_cmd(root, run_id, rate, warmup + window), cwd=REPO, stdout=out, stderr=out
     )
@@ -569,6 +568,7 @@ def bench_latency(root: Path, rate: int, seconds: float, warmup: float) -> dict[
     wait_ready(600)
     up = wait_warm_driver("latency")
     spark_before = spark_started_at()
+    make_room(DSN, log)
     with (root / f"{run_id}.log").open("w") as out:
         subprocess.run(
             produce_cmd(root, run_id, rate, warmup + seconds),

@@ -15,11 +15,15 @@ from typing import Any
 
 from psycopg2 import sql
 
+from tools.errors import EXIT_BAD_INPUT, ToolError
+
 # Tables with one row per (run, id), and the run-keyed audit bounds.
 RUN_TABLES = ("events", "events_append", "kafka_log", "kafka_log_audits")
 # Tables keyed by Spark query and batch, not by run: rows older than the oldest kept run, less this margin
 # (a run starts up to FIRST_ROWS_TIMEOUT_S before its first row, and its report reads from its start).
 BATCH_TABLES_MARGIN = "1 hour"
+# Runs whose rows an experiment keeps by default (`--keep-runs`, chaos_keep_runs).
+DEFAULT_KEEP_RUNS = 10
 
 _DISTINCT_RUNS = """
 WITH RECURSIVE r(run_id) AS (
@@ -36,6 +40,13 @@ _FIRST_SEEN = {
     "events_append": "SELECT committed_at FROM events_append WHERE run_id = %s ORDER BY event_id LIMIT 1",
     "kafka_log_audits": "SELECT min(audited_at) FROM kafka_log_audits WHERE run_id = %s",
 }
+
+
+def check_keep(keep: int) -> int:
+    """How many runs to keep, refused below 1 (exit 2): retention never empties the sink."""
+    if keep < 1:
+        raise ToolError(f"--keep-runs must be at least 1, got {keep}", EXIT_BAD_INPUT)
+    return keep
 
 
 @dataclass
@@ -83,8 +94,7 @@ def prune_runs(
     """Remove every row of the runs beyond the newest `keep` (never those in `protect`), then the
     batch-keyed rows older than the oldest kept run; each run in its own transaction. A dry run only
     lists them (0 rows each)."""
-    if keep < 1:
-        raise ValueError(f"keep must be at least 1, got {keep}")
+    check_keep(keep)
     protected = set(protect)
     with conn, conn.cursor() as cur:
         ordered = runs_by_age(cur)

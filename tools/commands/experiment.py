@@ -9,11 +9,12 @@ import typer
 
 from tools.commands.options import RunDirOption, RunIdOption, RunsRootOption
 from tools.commands.produce import parse_meta
-from tools.commands.prune import DEFAULT_KEEP_RUNS, KeepRunsOption
+from tools.commands.prune import KeepRunsOption
 from tools.errors import EXIT_BAD_INPUT, ToolError, one_line_errors
 from tools.experiment.experiment import ExperimentSpec, run_experiment
 from tools.experiment.producer import ContainerSettings
 from tools.recovery import RecoveryParams
+from tools.retention import DEFAULT_KEEP_RUNS
 from tools.run.meta import DEFAULT_TOPIC
 
 app = typer.Typer(

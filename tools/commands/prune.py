@@ -10,7 +10,7 @@ import typer
 
 from tools.errors import EXIT_BAD_INPUT, ToolError, one_line_errors
 from tools.pgconn import connect
-from tools.retention import prune_runs
+from tools.retention import DEFAULT_KEEP_RUNS, check_keep, prune_runs
 
 KeepRunsOption = Annotated[
     int,
@@ -20,13 +20,6 @@ KeepRunsOption = Annotated[
         "(their directories and reports stay).",
     ),
 ]
-DEFAULT_KEEP_RUNS = 10
-
-
-def check_keep(keep: int) -> int:
-    if keep < 1:
-        raise ToolError(f"--keep-runs must be at least 1, got {keep}", EXIT_BAD_INPUT)
-    return keep
 
 
 def _progress(line: str) -> None:

@@ -26,7 +26,6 @@ import typer
 from tools.chaos.config import ChaosConfig
 from tools.chaos.deployment import check_deploy
 from tools.chaos.scenario import Scenario, load_named
-from tools.commands.prune import DEFAULT_KEEP_RUNS, check_keep
 from tools.errors import EXIT_BAD_INPUT, EXIT_FINDING, ToolError
 from tools.experiment.cluster import topic_durability
 from tools.experiment.producer import ContainerProducer, ContainerSettings, LocalProducer, Producer
@@ -37,7 +36,7 @@ from tools.producer import parse_config_overrides
 from tools.progress import Steps
 from tools.recovery import RecoveryParams
 from tools.report.data import save_sink_data
-from tools.retention import forget_pruned, prune_runs
+from tools.retention import DEFAULT_KEEP_RUNS, check_keep, forget_pruned, prune_runs
 from tools.run.layout import JOURNAL_FILE, METRICS_DIR, RUN_JSON, new_run_dir, run_id_of
 from tools.run.meta import DEFAULT_TOPIC, check_sink_table, create_run, update_run
 from tools.run.phases import PhaseLog, write_plan
