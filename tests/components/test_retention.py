@@ -94,18 +94,17 @@ def test_runs_beyond_the_newest_leave_every_table(fresh_pg_dsn: str) -> None:
         assert result.pruned == {"run-a": 50 + 30 + 1, "orphan": 30}
         assert pruned_at(conn, "run-a") is not None and pruned_at(conn, "run-c") is None
 
-    count = _count
-    assert count(fresh_pg_dsn, "SELECT count(*) FROM events WHERE run_id = 'run-a'") == 0
-    assert count(fresh_pg_dsn, "SELECT count(*) FROM kafka_log WHERE run_id IN ('run-a', 'orphan')") == 0
-    assert count(fresh_pg_dsn, "SELECT count(*) FROM kafka_log_audits WHERE run_id = 'run-a'") == 0
-    assert count(fresh_pg_dsn, "SELECT count(*) FROM events WHERE run_id IN ('run-c', 'run-d')") == 100
-    assert count(fresh_pg_dsn, "SELECT count(*) FROM events_append WHERE run_id = 'run-b'") == 50
-    assert count(fresh_pg_dsn, "SELECT count(*) FROM kafka_log WHERE run_id = 'run-c'") == 30
+    assert _count(fresh_pg_dsn, "SELECT count(*) FROM events WHERE run_id = 'run-a'") == 0
+    assert _count(fresh_pg_dsn, "SELECT count(*) FROM kafka_log WHERE run_id IN ('run-a', 'orphan')") == 0
+    assert _count(fresh_pg_dsn, "SELECT count(*) FROM kafka_log_audits WHERE run_id = 'run-a'") == 0
+    assert _count(fresh_pg_dsn, "SELECT count(*) FROM events WHERE run_id IN ('run-c', 'run-d')") == 100
+    assert _count(fresh_pg_dsn, "SELECT count(*) FROM events_append WHERE run_id = 'run-b'") == 50
+    assert _count(fresh_pg_dsn, "SELECT count(*) FROM kafka_log WHERE run_id = 'run-c'") == 30
     # The oldest kept run (run-b) began 3 h ago: progress from 5 h ago goes, from 90 min ago stays;
     # q-old's newest marker stays whatever its age, as does the stopped query's only one.
-    assert count(fresh_pg_dsn, "SELECT count(*) FROM spark_progress") == 1
-    assert count(fresh_pg_dsn, "SELECT count(*) FROM sink_batches WHERE query_id = 'q-old'") == 1
-    assert count(fresh_pg_dsn, "SELECT count(*) FROM sink_batches WHERE query_id = 'q-stopped'") == 1
+    assert _count(fresh_pg_dsn, "SELECT count(*) FROM spark_progress") == 1
+    assert _count(fresh_pg_dsn, "SELECT count(*) FROM sink_batches WHERE query_id = 'q-old'") == 1
+    assert _count(fresh_pg_dsn, "SELECT count(*) FROM sink_batches WHERE query_id = 'q-stopped'") == 1
 
     # Run again with nothing beyond the newest two: nothing removed.
     with contextlib.closing(psycopg2.connect(fresh_pg_dsn)) as conn:
